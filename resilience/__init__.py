@@ -1,0 +1,45 @@
+"""Harden any callable against slow, failing and overloaded dependencies.
+
+>>> import resilience as rs
+>>> @rs.monitored("users-api")
+... @rs.retry_on(ConnectionError, attempts=3)
+... @rs.circuit("users-api", fail_max=5, reset_timeout=30)
+... @rs.timeout(10)
+... def get_user(uid: int) -> dict[str, int]:
+...     return {"id": uid}
+>>> get_user(7)
+{'id': 7}
+"""
+
+from __future__ import annotations
+
+from resilience import deadline, monitor, testing
+from resilience._circuit import Breaker, circuit
+from resilience._fallback import fallback
+from resilience._policy import Policy
+from resilience._retry import RetryEvent, retry_on
+from resilience._timeout import timeout
+from resilience.classify import Outcome, Verdict
+from resilience.errors import CircuitOpenError, DeadlineExceeded, ResilienceError
+from resilience.monitor import monitored
+
+__all__ = [
+    "Breaker",
+    "CircuitOpenError",
+    "DeadlineExceeded",
+    "Outcome",
+    "Policy",
+    "ResilienceError",
+    "RetryEvent",
+    "Verdict",
+    "circuit",
+    "deadline",
+    "fallback",
+    "monitor",
+    "monitored",
+    "retry_on",
+    "testing",
+    "timeout",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,430 @@
+"""``rs.circuit``: a circuit breaker that never holds a lock while the call runs.
+
+State lives in a pybreaker storage object (memory by default) and listeners follow
+pybreaker's ``CircuitBreakerListener`` protocol. Admission reads the state without a
+lock; transitions take a short lock. Every transition starts a new *generation*, and an
+outcome is applied only to the generation that admitted it, so a slow call that
+finishes after the breaker moved on cannot flip it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pybreaker
+from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
+
+from resilience import _clock
+from resilience._engine import Args, Kwargs, Layer, call_name
+from resilience._timeout import check_seconds
+from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, to_classifier
+from resilience.errors import CircuitOpenError
+
+R = TypeVar("R")
+logger = logging.getLogger("resilience")
+
+FAILURE, SUCCESS, IGNORED = "failure", "success", "ignored"
+
+
+class _StateName:
+    """What pybreaker listeners receive as old/new state: an object with ``.name``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """A breaker's configuration (compared when two sites declare the same name)."""
+
+    fail_max: int = 5
+    reset_timeout: float = 30.0
+    half_open_calls: int = 1
+    on: str = "Exception"
+    exclude: str = ""
+
+
+class Breaker:
+    """The shared state of one named circuit; get it with ``rs.circuit.get(name)``.
+
+    Exposes ``state`` ("closed", "open", "half-open"), ``fail_counter`` (consecutive
+    failures), ``retry_after`` and ``stats()``; ``open()``, ``close()`` and ``reset()``
+    change it by hand.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerConfig,
+        *,
+        counts: Classifier | None = None,
+        exclude: Classifier | None = None,
+        listeners: Iterable[pybreaker.CircuitBreakerListener] = (),
+        storage: pybreaker.CircuitBreakerStorage | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._counts = counts
+        self._exclude = exclude
+        self.checks_results = counts is not None
+        self.listeners: tuple[pybreaker.CircuitBreakerListener, ...] = tuple(listeners)
+        self._storage = storage if storage is not None else pybreaker.CircuitMemoryStorage(STATE_CLOSED)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._trials = 0
+        self._trial_successes = 0
+        self._opened_mono: float | None = None
+        self._rejected = 0
+        self._opened = 0
+
+    # pybreaker-compatible read-only views, for listeners written against pybreaker
+    @property
+    def state(self) -> str:
+        return self._storage.state
+
+    current_state = state
+
+    @property
+    def fail_counter(self) -> int:
+        return self._storage.counter
+
+    @property
+    def success_counter(self) -> int:
+        return self._trial_successes
+
+    @property
+    def fail_max(self) -> int:
+        return self.config.fail_max
+
+    @property
+    def reset_timeout(self) -> float:
+        return self.config.reset_timeout
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a trial call is admitted (0.0 unless open)."""
+        return max(self._open_left(), 0.0) if self._storage.state == STATE_OPEN else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        """A JSON-ready view: name, state, fail_counter, retry_after, rejected, opened."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "fail_counter": self.fail_counter,
+            "fail_max": self.config.fail_max,
+            "retry_after": round(self.retry_after, 6),
+            "rejected": self._rejected,
+            "opened": self._opened,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Breaker {self.name!r} {self.state} failures={self.fail_counter}/{self.config.fail_max}>"
+
+    # admission and outcomes
+    def acquire(self) -> int:
+        """Admit a call or raise CircuitOpenError; returns the admitting generation."""
+        if self._storage.state == STATE_CLOSED:
+            return self._generation
+        return self._acquire_slow()
+
+    def _acquire_slow(self) -> int:
+        changes: list[tuple[str, str]] = []
+        try:
+            with self._lock:
+                state = self._storage.state
+                if state == STATE_OPEN:
+                    left = self._open_left()
+                    if left > 0:
+                        self._rejected += 1
+                        raise CircuitOpenError(self.name, left)
+                    changes.append(self._move(STATE_HALF_OPEN))
+                    state = STATE_HALF_OPEN
+                if state == STATE_HALF_OPEN:
+                    if self._trials >= self.config.half_open_calls:
+                        self._rejected += 1
+                        raise CircuitOpenError(self.name, 0.0)
+                    self._trials += 1
+                return self._generation
+        finally:
+            self._announce(changes)
+
+    def record(self, generation: int, outcome: Outcome) -> None:
+        """Apply one finished call's outcome (from ``generation``) to the breaker."""
+        kind = self._kind(outcome)
+        if kind == SUCCESS:
+            if self.listeners:
+                self._tell("success", self)
+            if generation == self._generation and self._storage.state == STATE_CLOSED:
+                if self._storage.counter:  # only pay for the lock when a count must reset
+                    with self._lock:
+                        if generation == self._generation:
+                            self._storage.reset_counter()
+                return
+        elif kind == FAILURE and self.listeners:
+            self._tell("failure", self, outcome.exception)
+        changes: list[tuple[str, str]] = []
+        with self._lock:
+            if generation != self._generation:
+                return  # a late result from before the last transition: it changes nothing
+            state = self._storage.state
+            if state == STATE_HALF_OPEN:
+                if kind == FAILURE:
+                    changes.append(self._move(STATE_OPEN))
+                elif kind == IGNORED:
+                    self._trials -= 1  # give the trial slot back
+                else:
+                    self._trial_successes += 1
+                    if self._trial_successes >= self.config.half_open_calls:
+                        changes.append(self._move(STATE_CLOSED))
+            elif state == STATE_CLOSED and kind == FAILURE:
+                self._storage.increment_counter()
+                if self._storage.counter >= self.config.fail_max:
+                    changes.append(self._move(STATE_OPEN))
+        self._announce(changes)
+
+    def _kind(self, outcome: Outcome) -> str:
+        exc = outcome.exception
+        if exc is not None and not isinstance(exc, Exception):
+            return IGNORED  # cancellation and interpreter exits say nothing about the dependency
+        if self._exclude is not None and self._exclude(outcome) is not None:
+            return IGNORED
+        if self._counts is None:
+            return SUCCESS if exc is None else FAILURE
+        verdict = self._counts(outcome)
+        if verdict is None or not verdict.failed:
+            return SUCCESS  # not a failure this breaker watches (resilience4j semantics)
+        if verdict.counts:
+            return FAILURE
+        return IGNORED  # a failure that is not the dependency's fault (a 404, a 429)
+
+    # transitions
+    def _open_left(self) -> float:
+        if self._opened_mono is not None:
+            return self._opened_mono + self.config.reset_timeout - _clock.monotonic()
+        opened_at = self._storage.opened_at  # opened elsewhere (shared storage): wall clock
+        if opened_at is None:
+            return 0.0
+        return opened_at.timestamp() + self.config.reset_timeout - _clock.wall()
+
+    def _move(self, new: str) -> tuple[str, str]:
+        """Change state under the lock; returns (old, new) for listeners."""
+        old = self._storage.state
+        self._storage.state = new
+        self._generation += 1
+        self._trials = 0
+        self._trial_successes = 0
+        if new == STATE_OPEN:
+            self._opened += 1
+            self._opened_mono = _clock.monotonic()
+            self._storage.opened_at = datetime.fromtimestamp(_clock.wall(), UTC)
+        else:
+            self._opened_mono = None
+        if new == STATE_CLOSED:
+            self._storage.reset_counter()
+            self._storage.reset_success_counter()
+        return old, new
+
+    def _announce(self, changes: Sequence[tuple[str, str]]) -> None:
+        for old, new in changes:
+            if old == new:
+                continue
+            level = logging.WARNING if new == STATE_OPEN else logging.INFO
+            logger.log(
+                level,
+                "circuit %r: %s -> %s",
+                self.name,
+                old,
+                new,
+                extra={"circuit": self.name, "old_state": old, "new_state": new},
+            )
+            if self.listeners:
+                self._tell("state_change", self, _StateName(old), _StateName(new))
+
+    def _tell(self, method: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, method)(*args)
+            except Exception:  # a listener must never change the call's outcome
+                logger.exception("circuit %r: listener %r.%s raised; ignored", self.name, listener, method)
+
+    # manual control
+    def open(self) -> None:
+        """Open the breaker now, for ``reset_timeout`` seconds."""
+        self._force(STATE_OPEN)
+
+    def close(self) -> None:
+        """Close the breaker now and clear its failure count."""
+        self._force(STATE_CLOSED)
+
+    def reset(self) -> None:
+        """Back to a new closed breaker: state, counters and statistics cleared."""
+        self._force(STATE_CLOSED)
+        with self._lock:
+            self._storage.reset_counter()
+            self._rejected = 0
+            self._opened = 0
+
+    def _force(self, state: str) -> None:
+        with self._lock:
+            change = self._move(state)
+        self._announce([change])
+
+
+_registry: dict[str, Breaker] = {}
+_registry_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Circuit(Layer):
+    """A circuit-breaker layer; build it with :func:`circuit`. ``breaker`` is its state."""
+
+    breaker: Breaker
+    anonymous: bool = False
+
+    def __repr__(self) -> str:
+        return f"circuit({self.breaker.name!r}, fail_max={self.breaker.config.fail_max})"
+
+    def bind(self, fn: Callable[..., Any]) -> None:
+        if self.anonymous and self.breaker.name == "<anonymous>":
+            self.breaker.name = call_name(fn)
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        breaker = self.breaker
+        generation = breaker.acquire()
+        if breaker.listeners:
+            breaker._tell("before_call", breaker, fn, *args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            breaker.record(generation, Outcome(None, exc))
+            raise
+        breaker.record(generation, Outcome(result) if breaker.checks_results else _OK)
+        return result
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        breaker = self.breaker
+        generation = breaker.acquire()
+        if breaker.listeners:
+            breaker._tell("before_call", breaker, fn, *args, **kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            breaker.record(generation, Outcome(None, exc))
+            raise
+        breaker.record(generation, Outcome(result) if breaker.checks_results else _OK)
+        return result
+
+
+_OK = Outcome()
+
+
+class _CircuitFactory:
+    """``rs.circuit(name=None, *, fail_max=5, reset_timeout=30.0, half_open_calls=1, on=None,
+    exclude=(), listeners=(), storage=None)``: stop calling a failing dependency.
+
+    After ``fail_max`` consecutive failures the breaker opens: calls fail at once with
+    :class:`rs.CircuitOpenError` (``.retry_after`` says when a trial is allowed) for
+    ``reset_timeout`` seconds; then ``half_open_calls`` trial calls are admitted (the
+    rest rejected) and the breaker closes when they all succeed, or re-opens on a failure.
+
+    - ``on``: what counts as a failure (exception classes, predicates, classifiers;
+      default any ``Exception``). Other outcomes count as successes.
+    - ``exclude``: outcomes that count as neither, even between two failures.
+    - The failure that trips the breaker surfaces as itself; cancellation is no failure.
+    - Breakers are shared by name; ``rs.circuit.get(name)`` returns one. ``name=None``
+      gives the decorated function its own breaker (``layer.breaker``), not registered.
+    - ``listeners``: ``pybreaker.CircuitBreakerListener`` objects; ``storage``: a
+      pybreaker storage (e.g. ``CircuitRedisStorage``) to keep the state in.
+
+    >>> import resilience as rs
+    >>> @rs.circuit("inventory", fail_max=3, reset_timeout=10)
+    ... def stock(sku: str) -> int:
+    ...     return 7
+    >>> stock("A1"), rs.circuit.get("inventory").state
+    (7, 'closed')
+    """
+
+    def __call__(
+        self,
+        name: str | None = None,
+        *,
+        fail_max: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_calls: int = 1,
+        on: ClassifierLike | Sequence[ClassifierLike] | None = None,
+        exclude: ClassifierLike | Sequence[ClassifierLike] = (),
+        listeners: Iterable[pybreaker.CircuitBreakerListener] = (),
+        storage: pybreaker.CircuitBreakerStorage | None = None,
+    ) -> Circuit:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty string or None, got {name!r}")
+        for parameter, value in (("fail_max", fail_max), ("half_open_calls", half_open_calls)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{parameter} must be an int >= 1, got {value!r}")
+        check_seconds("reset_timeout", reset_timeout)
+        listeners = tuple(listeners)
+        for listener in listeners:
+            if not hasattr(listener, "state_change"):
+                raise TypeError(f"listeners take pybreaker.CircuitBreakerListener objects, got {listener!r}")
+        if storage is not None and not isinstance(storage, pybreaker.CircuitBreakerStorage):
+            raise TypeError(f"storage must be a pybreaker.CircuitBreakerStorage, got {storage!r}")
+        counts = to_classifier(on, verdict=_COUNTS) if on is not None and on != () else None
+        excluded = to_classifier(exclude) if exclude not in ((), [], None) else None
+        config = BreakerConfig(
+            fail_max=fail_max,
+            reset_timeout=float(reset_timeout),
+            half_open_calls=half_open_calls,
+            on=repr(counts) if counts else "Exception",
+            exclude=repr(excluded) if excluded else "",
+        )
+
+        def build(breaker_name: str) -> Breaker:
+            return Breaker(breaker_name, config, counts=counts, exclude=excluded, listeners=listeners, storage=storage)
+
+        if name is None:
+            return Circuit(build("<anonymous>"), anonymous=True)
+        with _registry_lock:
+            breaker = _registry.get(name)
+            if breaker is None:
+                breaker = _registry[name] = build(name)
+            elif breaker.config != config:
+                raise ValueError(
+                    f"circuit {name!r} already exists with {breaker.config}; a second declaration "
+                    f"must match it (got {config}) or use rs.circuit.get({name!r})"
+                )
+        return Circuit(breaker)
+
+    def get(self, name: str) -> Breaker:
+        """The breaker registered under ``name`` (KeyError if none)."""
+        try:
+            return _registry[name]
+        except KeyError:
+            raise KeyError(f"no circuit named {name!r}; known: {sorted(_registry)}") from None
+
+    def names(self) -> list[str]:
+        """Names of every registered breaker."""
+        return sorted(_registry)
+
+    def clear(self) -> None:
+        """Forget every registered breaker (tests; see ``rs.testing.reset()``)."""
+        with _registry_lock:
+            _registry.clear()
+
+    def __repr__(self) -> str:
+        return "rs.circuit"
+
+
+# What `on=` marks: a failure the breaker counts.
+_COUNTS = Verdict(failed=True, retryable=False, counts=True, reason="failure")
+
+circuit = _CircuitFactory()

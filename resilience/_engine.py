@@ -1,0 +1,126 @@
+"""The layer engine: one ``decorate()`` under every decorator, and the per-call context.
+
+A layer knows how to run a call around an inner callable, synchronously and
+asynchronously. ``decorate()`` picks the path once, at decoration time, so a coroutine
+function's wrapper is itself a coroutine function and layers stack in any order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar, cast
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class CallRecord:
+    """What inner layers learned about one logical call; ``@monitored`` reads it."""
+
+    __slots__ = ("attempts", "error_kind", "fallback", "retry_reasons", "timeout_kind", "verdict")
+
+    def __init__(self) -> None:
+        self.attempts = 1
+        self.timeout_kind: str | None = None
+        self.verdict: str | None = None
+        self.fallback = False
+        self.error_kind: str | None = None
+        self.retry_reasons: list[str] | None = None
+
+
+# The record of the innermost monitored call, and the absolute monotonic deadline.
+current_record: ContextVar[CallRecord | None] = ContextVar("resilience_record", default=None)
+current_deadline: ContextVar[float | None] = ContextVar("resilience_deadline", default=None)
+
+# Exceptions that mean "stop now", never a failure of the dependency.
+ABORTS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def call_name(fn: Callable[..., Any]) -> str:
+    """A readable name for logs: ``module.qualname`` where the callable has them."""
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 -- an object with `async def __call__`
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class Layer:
+    """Base of every decorator object. Subclasses implement the two ``run_*`` methods.
+
+    Calling a layer on a function decorates it, so ``@rs.retry_on(...)`` and
+    ``Policy(retry=rs.retry_on(...))`` are the same object.
+    """
+
+    __slots__ = ()
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        raise NotImplementedError
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        raise NotImplementedError
+
+    def bind(self, fn: Callable[..., Any]) -> None:
+        """Hook called once at decoration time (e.g. to name an anonymous breaker)."""
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        return decorate(self, fn)
+
+
+def decorate(layer: Layer, fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` in ``layer``, keeping its metadata and its sync or async nature."""
+    if not callable(fn):
+        raise TypeError(f"{type(layer).__name__} decorates a callable, got {fn!r}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{call_name(fn)} is a generator function: a resilience layer cannot retry or time "
+            "out a generator that is consumed after the call returns; decorate a function "
+            "that returns a list instead"
+        )
+    layer.bind(fn)
+    wrapper: Callable[..., Any]
+    if is_async_callable(fn):
+        run_async = layer.run_async
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await run_async(fn, args, kwargs)  # type: ignore[arg-type]
+
+        wrapper = async_wrapper
+    else:
+        run_sync = layer.run_sync
+
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(fn, args, kwargs)
+
+        wrapper = sync_wrapper
+    with contextlib.suppress(AttributeError):  # exotic callables lack some metadata
+        functools.update_wrapper(wrapper, fn)
+    return cast("Callable[P, R]", wrapper)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The failure kind ``@monitored`` counts: timeout, circuit_open, connection, cancelled,
+    or the exception's type name. requests' errors are recognised by class name, so this
+    module never imports requests."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "CircuitBreakerError" in names:
+        return "circuit_open"
+    if not isinstance(exc, Exception):
+        return "cancelled"
+    if isinstance(exc, TimeoutError) or "Timeout" in names:
+        return "timeout"
+    if isinstance(exc, ConnectionError) or "ConnectionError" in names:
+        return "connection"
+    return type(exc).__name__

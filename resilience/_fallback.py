@@ -1,0 +1,85 @@
+"""``rs.fallback``: answer with a value instead of an error."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from resilience._engine import Args, Kwargs, Layer, call_name, current_record, error_kind
+from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifier
+
+R = TypeVar("R")
+logger = logging.getLogger("resilience")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Fallback(Layer):
+    """A fallback layer; build it with :func:`fallback`."""
+
+    value: Any
+    classifier: Classifier
+    factory: Callable[[BaseException], Any] | None
+
+    def __repr__(self) -> str:
+        return f"fallback({'factory' if self.factory else repr(self.value)})"
+
+    def _answer(self, fn: Callable[..., Any], exc: Exception) -> Any:
+        if self.classifier(Outcome.of_exception(exc)) is None:
+            raise exc
+        kind = error_kind(exc)
+        record = current_record.get()
+        if record is not None:
+            record.fallback = True
+            record.error_kind = kind
+        name = call_name(fn)
+        logger.warning(
+            "%s failed (%s: %s); answered by its fallback",
+            name,
+            type(exc).__name__,
+            exc,
+            extra={"call_name": name, "outcome": "fallback", "error_type": type(exc).__name__, "error_kind": kind},
+        )
+        return self.factory(exc) if self.factory is not None else self.value
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- cancellation and interpreter exits are never swallowed
+            return self._answer(fn, exc)  # type: ignore[no-any-return]
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- matched against `on` in _answer
+            answer = self._answer(fn, exc)
+            return await answer if inspect.isawaitable(answer) else answer  # type: ignore[no-any-return]
+
+
+def fallback(
+    value: Any = None,
+    *,
+    on: ClassifierLike | Sequence[ClassifierLike] = Exception,
+    factory: Callable[[BaseException], Any] | None = None,
+) -> Fallback:
+    """Return ``value`` (or ``factory(exc)``) when the call fails with one of ``on``.
+
+    ``on`` takes exception classes, predicates or classifiers (default: any
+    ``Exception``; cancellation is never swallowed). An async ``factory`` is awaited for
+    ``async def`` functions. An enclosing ``@monitored`` counts the call as outcome
+    "fallback" and still counts the original error kind.
+
+    >>> import resilience as rs
+    >>> @rs.fallback([])
+    ... def recommendations() -> list[str]:
+    ...     raise ConnectionError("down")
+    >>> recommendations()
+    []
+    """
+    if factory is not None and not callable(factory):
+        raise TypeError(f"factory must be a callable taking the exception, got {factory!r}")
+    if factory is not None and value is not None:
+        raise TypeError("give fallback a value or a factory=, not both")
+    return Fallback(value, to_classifier(on), factory)

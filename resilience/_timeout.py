@@ -1,0 +1,292 @@
+"""``rs.timeout``: bound a call by a deadline (async cancellation, a worker thread, SIGALRM,
+or cooperatively)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from resilience import _clock
+from resilience._engine import Args, Kwargs, Layer, call_name, current_deadline, current_record
+from resilience.errors import DeadlineExceeded
+
+R = TypeVar("R")
+Mode = Literal["thread", "signal", "cooperative"]
+MODES = ("thread", "signal", "cooperative")
+
+
+class _Job:
+    """One call handed to a worker thread, with the caller's contextvars."""
+
+    __slots__ = ("args", "context", "done", "error", "fn", "kwargs", "result", "state")
+
+    def __init__(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.context = contextvars.copy_context()
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.state = "queued"  # -> running -> finished; "abandoned" while nobody waits for it
+
+
+class WorkerPool:
+    """A bounded pool of daemon threads for ``mode="thread"`` timeouts.
+
+    Daemon threads, unlike ``ThreadPoolExecutor``'s, never keep the interpreter from
+    exiting while an abandoned call hangs. When every worker is busy, calls queue, and
+    the time they wait counts against their own deadline, so nothing waits forever.
+    """
+
+    def __init__(self, max_workers: int = 32, idle_seconds: float = 60.0) -> None:
+        self.max_workers = max_workers
+        self.idle_seconds = idle_seconds
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._queued = 0
+        self._abandoned_running = 0
+        self._abandoned_total = 0
+        self._completed = 0
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._queued += 1
+            spawn = self._queued > self._idle and self._threads < self.max_workers
+            if spawn:
+                self._threads += 1
+        if spawn:
+            threading.Thread(target=self._work, name="resilience-timeout", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._jobs.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if self._queued <= self._idle:  # no job is waiting for this thread
+                        self._threads -= 1
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+                skip = job.state == "abandoned"  # its caller gave up before it started
+                job.state = "finished" if skip else "running"
+                if skip:
+                    self._abandoned_running -= 1
+            if not skip:
+                self._run(job)
+            job.done.set()
+
+    def _run(self, job: _Job) -> None:
+        try:
+            job.result = job.context.run(job.fn, *job.args, **job.kwargs)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
+            job.error = exc
+        with self._lock:
+            if job.state == "abandoned":
+                self._abandoned_running -= 1
+            job.state = "finished"
+            self._completed += 1
+
+    def abandon(self, job: _Job) -> bool:
+        """Give up on ``job``; False when it finished meanwhile (its result is then used)."""
+        with self._lock:
+            if job.state == "finished":
+                return False
+            job.state = "abandoned"
+            self._abandoned_running += 1
+            self._abandoned_total += 1
+            return True
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "max_workers": self.max_workers,
+                "workers": self._threads,
+                "busy": self._threads - self._idle,
+                "queued": self._queued,
+                "abandoned": self._abandoned_running,
+                "abandoned_total": self._abandoned_total,
+                "completed": self._completed,
+            }
+
+
+pool = WorkerPool()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Timeout(Layer):
+    """A timeout layer; build it with :func:`timeout`."""
+
+    seconds: float
+    mode: Mode = "thread"
+    kind: str = "timeout"  # what @monitored records: "timeout", or "total"/"attempt" in a Policy
+
+    def __repr__(self) -> str:
+        label = "" if self.kind == "timeout" else f" {self.kind}"
+        return f"timeout({self.seconds:g} s{label}, mode={self.mode!r})"
+
+    def _enter(self) -> tuple[float, float, float]:
+        """Start the clock: (now, deadline, limit), the deadline never past an enclosing one."""
+        now = _clock.monotonic()
+        own = now + self.seconds
+        outer = current_deadline.get()
+        if outer is not None and outer < own:
+            return now, outer, outer - now
+        return now, own, self.seconds
+
+    def _expired(self, fn: Callable[..., Any], start: float, deadline: float, limit: float) -> DeadlineExceeded:
+        record = current_record.get()
+        if record is not None:
+            record.timeout_kind = self.kind
+        elapsed = _clock.monotonic() - start
+        return DeadlineExceeded(limit, elapsed, deadline=deadline, kind=self.kind, what=call_name(fn))
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        start, deadline, limit = self._enter()
+        if limit <= 0:
+            raise self._expired(fn, start, deadline, limit)
+        token = current_deadline.set(deadline)
+        try:
+            if self.mode == "cooperative":
+                return fn(*args, **kwargs)
+            if self.mode == "signal":
+                return self._run_with_alarm(fn, args, kwargs, start, deadline, limit)
+            job = _Job(fn, args, kwargs)  # copies the context, deadline included
+        finally:
+            current_deadline.reset(token)
+        pool.submit(job)
+        if not _clock.current.wait(job.done, deadline - _clock.monotonic()) and pool.abandon(job):
+            raise self._expired(fn, start, deadline, limit)
+        if job.error is not None:
+            error, job.error = job.error, None  # drop the job's reference: no cycle via the traceback
+            raise error
+        return job.result  # type: ignore[no-any-return]
+
+    def _run_with_alarm(
+        self, fn: Callable[..., R], args: Args, kwargs: Kwargs, start: float, deadline: float, limit: float
+    ) -> R:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                f"rs.timeout(mode='signal') needs the main thread (SIGALRM), but {call_name(fn)} "
+                f"was called in thread {threading.current_thread().name!r}; use mode='thread' "
+                "or mode='cooperative'"
+            )
+        fired = False
+
+        def on_alarm() -> None:
+            nonlocal fired
+            if not fired:
+                fired = True
+                raise self._expired(fn, start, deadline, limit)
+
+        disarm = _clock.current.alarm(limit, on_alarm)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            fired = True  # an alarm that lands now must not raise out of the finally
+            disarm()
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        start, deadline, limit = self._enter()
+        if limit <= 0:
+            raise self._expired(fn, start, deadline, limit)
+        token = current_deadline.set(deadline)
+        try:
+            if self.mode == "cooperative":
+                return await fn(*args, **kwargs)
+            task = asyncio.current_task()
+            assert task is not None, "an async timeout runs inside a task"
+            cancelling = task.cancelling()
+            fired = False
+
+            def on_deadline() -> None:
+                nonlocal fired
+                fired = True
+                task.cancel()
+
+            timer = _clock.current.call_later(limit, on_deadline)
+            try:
+                result = await fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                # Ours only if we fired and no one else also cancelled the task.
+                if fired and task.uncancel() <= cancelling:
+                    raise self._expired(fn, start, deadline, limit) from None
+                raise
+            finally:
+                timer.cancel()
+            if fired:  # the callee swallowed our cancellation and finished: keep its result
+                task.uncancel()
+            return result
+        finally:
+            current_deadline.reset(token)
+
+
+class _TimeoutFactory:
+    """``rs.timeout(seconds, *, mode="thread")``: fail a call that runs past ``seconds``.
+
+    - ``async def``: the coroutine is cancelled at the deadline; once the cancellation has
+      finished, :class:`rs.DeadlineExceeded` is raised. ``mode`` is ignored except
+      ``"cooperative"``, which only sets the deadline.
+    - ``def``, ``mode="thread"`` (default): the call runs in a shared, bounded pool of
+      worker threads, with the caller's contextvars. At the deadline the caller gets
+      ``DeadlineExceeded`` and the worker is abandoned (Python cannot kill a thread); it
+      is counted in ``rs.timeout.stats()`` until it finishes.
+    - ``mode="signal"``: SIGALRM interrupts the call; main thread only.
+    - ``mode="cooperative"``: no thread, nothing interrupted: the deadline is set for
+      deadline-aware code (retries, ``resilience.http.Session``, ``rs.deadline.check()``).
+
+    Nested timeouts never extend an enclosing deadline. ``seconds`` is float seconds > 0.
+
+    >>> import resilience as rs
+    >>> @rs.timeout(2.5)
+    ... def fetch() -> str:
+    ...     return "done"
+    >>> fetch()
+    'done'
+    """
+
+    def __call__(self, seconds: float, *, mode: Mode = "thread") -> Timeout:
+        check_seconds("seconds", seconds)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+        return Timeout(float(seconds), mode)
+
+    def stats(self) -> dict[str, int]:
+        """The worker pool: max_workers, workers, busy, queued, abandoned (still running
+        after their caller gave up), abandoned_total, completed."""
+        return pool.stats()
+
+    def configure(self, *, max_workers: int) -> None:
+        """Set the worker pool's bound (default 32 threads)."""
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        pool.max_workers = max_workers
+
+    def __repr__(self) -> str:
+        return "rs.timeout"
+
+
+def check_seconds(parameter: str, value: object, *, allow_zero: bool = False) -> None:
+    """Reject a duration that is not a finite positive number, naming the parameter."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{parameter} must be a finite number of seconds {bound}, got {value!r}")
+
+
+timeout = _TimeoutFactory()

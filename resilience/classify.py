@@ -1,0 +1,184 @@
+"""Outcomes, verdicts and classifiers: the one answer retry, breaker and monitor share.
+
+An *outcome* is what a call produced: a returned value or a raised exception. A
+*classifier* maps an outcome to a :class:`Verdict`, or to ``None`` when it has no
+opinion. Classifiers combine with ``|``: the first one with an opinion wins.
+
+>>> from resilience.classify import on_exception, on_result
+>>> transient = on_exception(ConnectionError, TimeoutError) | on_result(lambda r: r == 503)
+>>> transient(Outcome.of_exception(ConnectionError())).retryable
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FATAL",
+    "IGNORED",
+    "RETRYABLE",
+    "SUCCESS",
+    "Classifier",
+    "ClassifierLike",
+    "Outcome",
+    "Verdict",
+    "on_exception",
+    "on_result",
+    "to_classifier",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A returned ``value`` or a raised ``exception`` (then ``value`` is None)."""
+
+    value: Any = None
+    exception: BaseException | None = None
+
+    @classmethod
+    def of_exception(cls, exc: BaseException) -> Outcome:
+        return cls(None, exc)
+
+    @property
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What an outcome means.
+
+    - ``failed``: the call did not do its job.
+    - ``retryable``: trying again may help.
+    - ``counts``: a breaker counts it as a failure (server-side trouble).
+    - ``ignored``: a breaker counts it as neither failure nor success.
+    - ``reason``: a short label for logs and metrics ("connection", "status_503"...).
+    - ``retry_after``: seconds the server asked us to wait, or None.
+    - ``detail``: extra text for logs (e.g. the start of an unexpected body).
+    """
+
+    failed: bool
+    retryable: bool = False
+    counts: bool = False
+    ignored: bool = False
+    reason: str = ""
+    retry_after: float | None = None
+    detail: str | None = None
+
+    def with_reason(self, reason: str) -> Verdict:
+        return Verdict(self.failed, self.retryable, self.counts, self.ignored, reason, self.retry_after, self.detail)
+
+
+SUCCESS = Verdict(failed=False, reason="ok")
+RETRYABLE = Verdict(failed=True, retryable=True, counts=True, reason="retryable")
+FATAL = Verdict(failed=True, retryable=False, counts=True, reason="fatal")
+IGNORED = Verdict(failed=True, retryable=False, counts=False, ignored=True, reason="ignored")
+
+
+class Classifier:
+    """A function ``Outcome -> Verdict | None`` that combines with ``|``."""
+
+    __slots__ = ("_fn", "_label")
+
+    def __init__(self, fn: Callable[[Outcome], Verdict | None], label: str = "classifier") -> None:
+        self._fn = fn
+        self._label = label
+
+    def __call__(self, outcome: Outcome) -> Verdict | None:
+        return self._fn(outcome)
+
+    def __or__(self, other: ClassifierLike) -> Classifier:
+        right = to_classifier(other)
+        left = self._fn
+
+        def either(outcome: Outcome) -> Verdict | None:
+            verdict = left(outcome)
+            return verdict if verdict is not None else right(outcome)
+
+        return Classifier(either, f"{self._label} | {right._label}")
+
+    def __ror__(self, other: ClassifierLike) -> Classifier:
+        return to_classifier(other) | self
+
+    def __repr__(self) -> str:
+        return f"Classifier({self._label})"
+
+
+ClassifierLike = Classifier | type[BaseException] | Callable[[BaseException], bool]
+
+
+def _exception_reason(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def on_exception(
+    *matchers: type[BaseException] | Callable[[BaseException], bool], verdict: Verdict = RETRYABLE
+) -> Classifier:
+    """Classify exceptions that are instances of the given types, or satisfy the predicates."""
+    types = tuple(m for m in matchers if isinstance(m, type))
+    predicates = tuple(m for m in matchers if not isinstance(m, type))
+    for matcher in matchers:
+        if isinstance(matcher, type) and not issubclass(matcher, BaseException):
+            raise TypeError(f"expected exception classes or predicates, got the class {matcher.__name__}")
+        if not isinstance(matcher, type) and not callable(matcher):
+            raise TypeError(f"expected exception classes or predicates, got {matcher!r}")
+
+    def classify(outcome: Outcome) -> Verdict | None:
+        exc = outcome.exception
+        if exc is None:
+            return None
+        if isinstance(exc, types) or any(predicate(exc) for predicate in predicates):
+            return verdict.with_reason(_exception_reason(exc))
+        return None
+
+    label = ", ".join(getattr(m, "__name__", repr(m)) for m in matchers)
+    return Classifier(classify, label)
+
+
+def on_result(predicate: Callable[[Any], bool], verdict: Verdict = RETRYABLE) -> Classifier:
+    """Classify returned values for which ``predicate`` is true (e.g. a returned 503)."""
+    if not callable(predicate):
+        raise TypeError(f"result= takes a predicate over returned values, got {predicate!r}")
+
+    def classify(outcome: Outcome) -> Verdict | None:
+        if outcome.exception is None and predicate(outcome.value):
+            return verdict.with_reason("result")
+        return None
+
+    return Classifier(classify, f"result={getattr(predicate, '__name__', repr(predicate))}")
+
+
+def to_classifier(matchers: ClassifierLike | Iterable[ClassifierLike], *, verdict: Verdict = RETRYABLE) -> Classifier:
+    """Turn exception classes, predicates over exceptions and classifiers into one classifier."""
+    items: list[Any] = list(matchers) if isinstance(matchers, (tuple, list)) else [matchers]
+    result: Classifier | None = None
+    plain: list[Any] = []
+    parts: list[Classifier] = []
+    for item in items:
+        if isinstance(item, Classifier):
+            parts.append(item)
+        elif isinstance(item, type) or callable(item):
+            if not isinstance(item, type) and _takes_no_argument(item):
+                raise TypeError(f"a predicate must take the exception as its argument, got {item!r}")
+            plain.append(item)
+        else:
+            raise TypeError(f"expected exception classes, predicates or classifiers, got {item!r}")
+    if plain:
+        parts.insert(0, on_exception(*plain, verdict=verdict))
+    for part in parts:
+        result = part if result is None else result | part
+    if result is None:
+        raise TypeError("nothing to classify: give exception classes, predicates or classifiers")
+    return result
+
+
+def _takes_no_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)

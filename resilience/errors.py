@@ -1,0 +1,77 @@
+"""The exceptions resilience raises.
+
+```
+ResilienceError
+├── DeadlineExceeded        (also TimeoutError)   a timeout or deadline ran out
+└── CircuitOpenError        (also pybreaker.CircuitBreakerError)   the breaker rejected the call
+```
+
+When retries run out, resilience does not wrap anything: the last exception the call
+raised surfaces unchanged, with a note (PEP 678) saying why retrying stopped.
+"""
+
+from __future__ import annotations
+
+import pybreaker
+
+__all__ = ["CircuitOpenError", "DeadlineExceeded", "ResilienceError"]
+
+
+class ResilienceError(Exception):
+    """Base class of every error resilience raises itself."""
+
+
+class DeadlineExceeded(ResilienceError, TimeoutError):
+    """A timeout or an enclosing deadline ran out before the call finished.
+
+    Attributes: ``limit`` (the seconds the call was allowed, None where unknown),
+    ``elapsed`` (seconds it ran, or ran over when ``limit`` is None),
+    ``kind`` ("timeout" for an ``rs.timeout`` layer, "deadline" for deadline-aware code),
+    ``deadline`` (the absolute monotonic time that passed).
+    """
+
+    def __init__(
+        self,
+        limit: float | None,
+        elapsed: float,
+        *,
+        deadline: float,
+        kind: str = "timeout",
+        what: str = "call",
+    ) -> None:
+        self.limit = limit
+        self.elapsed = elapsed
+        self.deadline = deadline
+        self.kind = kind
+        if limit is None:  # found by deadline-aware code that does not know when the clock started
+            message = f"{what} ran {elapsed:.3g} s past its deadline"
+        else:
+            message = f"{what} exceeded its {limit:.3g} s deadline after {elapsed:.3g} s"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep it picklable for process pools
+        return (_rebuild_deadline, (self.limit, self.elapsed, self.deadline, self.kind, str(self)))
+
+
+def _rebuild_deadline(
+    limit: float | None, elapsed: float, deadline: float, kind: str, message: str
+) -> DeadlineExceeded:
+    exc = DeadlineExceeded(limit, elapsed, deadline=deadline, kind=kind)
+    exc.args = (message,)
+    return exc
+
+
+class CircuitOpenError(ResilienceError, pybreaker.CircuitBreakerError):
+    """The circuit breaker ``name`` is open (or its half-open trials are taken).
+
+    ``retry_after`` is the number of seconds until the breaker admits a trial call
+    (0.0 when half-open trials are all in flight).
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.name = name
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open; next trial call allowed in {retry_after:.3g} s")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (CircuitOpenError, (self.name, self.retry_after))
