@@ -158,20 +158,30 @@ class Breaker:
         finally:
             self._announce(changes)
 
+    def succeeded(self, generation: int) -> None:
+        """Record a success (the happy path: no lock unless a failure count must reset)."""
+        if self.listeners:
+            self._tell("success", self)
+        storage = self._storage
+        if generation == self._generation and storage.state == STATE_CLOSED:
+            if storage.counter:
+                with self._lock:
+                    if generation == self._generation:
+                        storage.reset_counter()
+            return
+        self._apply(generation, SUCCESS)
+
     def record(self, generation: int, outcome: Outcome) -> None:
         """Apply one finished call's outcome (from ``generation``) to the breaker."""
         kind = self._kind(outcome)
         if kind == SUCCESS:
-            if self.listeners:
-                self._tell("success", self)
-            if generation == self._generation and self._storage.state == STATE_CLOSED:
-                if self._storage.counter:  # only pay for the lock when a count must reset
-                    with self._lock:
-                        if generation == self._generation:
-                            self._storage.reset_counter()
-                return
-        elif kind == FAILURE and self.listeners:
+            self.succeeded(generation)
+            return
+        if kind == FAILURE and self.listeners:
             self._tell("failure", self, outcome.exception)
+        self._apply(generation, kind)
+
+    def _apply(self, generation: int, kind: str) -> None:
         changes: list[tuple[str, str]] = []
         with self._lock:
             if generation != self._generation:
@@ -308,7 +318,10 @@ class Circuit(Layer):
         except BaseException as exc:
             breaker.record(generation, Outcome(None, exc))
             raise
-        breaker.record(generation, Outcome(result) if breaker.checks_results else _OK)
+        if breaker.checks_results:
+            breaker.record(generation, Outcome(result))
+        else:
+            breaker.succeeded(generation)
         return result
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
@@ -321,11 +334,12 @@ class Circuit(Layer):
         except BaseException as exc:
             breaker.record(generation, Outcome(None, exc))
             raise
-        breaker.record(generation, Outcome(result) if breaker.checks_results else _OK)
+        if breaker.checks_results:
+            breaker.record(generation, Outcome(result))
+        else:
+            breaker.succeeded(generation)
         return result
 
-
-_OK = Outcome()
 
 
 class _CircuitFactory:

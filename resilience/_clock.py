@@ -164,6 +164,8 @@ class FakeClock:
         return timer
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
+        if timeout <= 0:
+            return event.is_set()
         timer = self.call_later(timeout, event.set)
         expired = self.monotonic() + timeout
         event.wait()  # set by the finished job or by the timer as fake time passes

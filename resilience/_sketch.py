@@ -4,13 +4,16 @@ error in bounded memory, whatever the number of samples."""
 from __future__ import annotations
 
 import math
+from math import ceil, log
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_LOG_GAMMA = math.log(_GAMMA)
+_PER_LOG = 1 / math.log(_GAMMA)
 # Samples are clamped to [1 µs, 1 day]: at most ~1,500 buckets per sketch.
 _MIN_SECONDS = 1e-6
 _MAX_SECONDS = 86_400.0
+_MIN_KEY = ceil(log(_MIN_SECONDS) * _PER_LOG)
+_MAX_KEY = ceil(log(_MAX_SECONDS) * _PER_LOG)
 
 
 class LatencySketch:
@@ -25,13 +28,19 @@ class LatencySketch:
         self.max = 0.0
 
     def add(self, seconds: float) -> None:
+        # On every monitored call: plain comparisons and module-level names, no min()/max().
         self.count += 1
         self.total += seconds
         if seconds > self.max:
             self.max = seconds
-        clamped = min(max(seconds, _MIN_SECONDS), _MAX_SECONDS)
-        key = math.ceil(math.log(clamped) / _LOG_GAMMA)
-        self._buckets[key] = self._buckets.get(key, 0) + 1
+        if seconds <= _MIN_SECONDS:
+            key = _MIN_KEY
+        elif seconds >= _MAX_SECONDS:
+            key = _MAX_KEY
+        else:
+            key = ceil(log(seconds) * _PER_LOG)
+        buckets = self._buckets
+        buckets[key] = buckets.get(key, 0) + 1
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile (0 <= q <= 1), 0.0 when empty."""

@@ -170,7 +170,12 @@ class Timeout(Layer):
         finally:
             current_deadline.reset(token)
         pool.submit(job)
-        if not _clock.current.wait(job.done, deadline - _clock.monotonic()) and pool.abandon(job):
+        try:
+            finished = _clock.current.wait(job.done, deadline - _clock.monotonic())
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for it now
+            pool.abandon(job)
+            raise
+        if not finished and pool.abandon(job):
             raise self._expired(fn, start, deadline, limit)
         if job.error is not None:
             error, job.error = job.error, None  # drop the job's reference: no cycle via the traceback

@@ -239,23 +239,24 @@ class Monitored(Layer):
 
     def _stats_for(self, fn: Callable[..., Any]) -> _Stats:
         stats = self._stats or self._by_function.get(fn)
-        if stats is None:  # called through Policy.call without decoration
-            stats = self._by_function.setdefault(fn, self.registry.stats(call_name(fn)))
+        if stats is None:  # Policy.call(fn) without decoration: not cached, fn may be a fresh lambda
+            stats = self.registry.stats(call_name(fn))
         return stats
 
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
         stats = self._stats or self._stats_for(fn)
         record = CallRecord()
         token = current_record.set(record)
-        start = _clock.monotonic()
+        now = _clock.current.monotonic
+        start = now()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _failed(stats, _clock.monotonic() - start, record, exc)
+            _failed(stats, now() - start, record, exc)
             raise
         finally:
             current_record.reset(token)
-        duration = _clock.monotonic() - start
+        duration = now() - start
         if record.fallback:
             _failed(stats, duration, record, None)
         else:
@@ -266,15 +267,16 @@ class Monitored(Layer):
         stats = self._stats or self._stats_for(fn)
         record = CallRecord()
         token = current_record.set(record)
-        start = _clock.monotonic()
+        now = _clock.current.monotonic
+        start = now()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _failed(stats, _clock.monotonic() - start, record, exc)
+            _failed(stats, now() - start, record, exc)
             raise
         finally:
             current_record.reset(token)
-        duration = _clock.monotonic() - start
+        duration = now() - start
         if record.fallback:
             _failed(stats, duration, record, None)
         else:
