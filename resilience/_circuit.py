@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import pybreaker
-from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
+from resilience._pybreaker import pybreaker
 
 from resilience import _clock
-from resilience._engine import Args, Kwargs, Layer, call_name
-from resilience._timeout import check_seconds
+from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, to_classifier
 from resilience.errors import CircuitOpenError
 
 R = TypeVar("R")
 logger = logging.getLogger("resilience")
+STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_HALF_OPEN, pybreaker.STATE_OPEN
 
 FAILURE, SUCCESS, IGNORED = "failure", "success", "ignored"
 
@@ -260,10 +259,13 @@ class Breaker:
             if self.listeners:
                 self._tell("state_change", self, _StateName(old), _StateName(new))
 
-    def _tell(self, method: str, *args: Any) -> None:
+    def tell_before_call(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
+        self._tell("before_call", self, fn, *args, **kwargs)
+
+    def _tell(self, method: str, *args: Any, **kwargs: Any) -> None:
         for listener in self.listeners:
             try:
-                getattr(listener, method)(*args)
+                getattr(listener, method)(*args, **kwargs)
             except Exception:  # a listener must never change the call's outcome
                 logger.exception("circuit %r: listener %r.%s raised; ignored", self.name, listener, method)
 
@@ -312,7 +314,7 @@ class Circuit(Layer):
         breaker = self.breaker
         generation = breaker.acquire()
         if breaker.listeners:
-            breaker._tell("before_call", breaker, fn, *args, **kwargs)
+            breaker.tell_before_call(fn, args, kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -328,7 +330,7 @@ class Circuit(Layer):
         breaker = self.breaker
         generation = breaker.acquire()
         if breaker.listeners:
-            breaker._tell("before_call", breaker, fn, *args, **kwargs)
+            breaker.tell_before_call(fn, args, kwargs)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
@@ -339,7 +341,6 @@ class Circuit(Layer):
         else:
             breaker.succeeded(generation)
         return result
-
 
 
 class _CircuitFactory:
@@ -388,7 +389,7 @@ class _CircuitFactory:
         check_seconds("reset_timeout", reset_timeout)
         listeners = tuple(listeners)
         for listener in listeners:
-            if not hasattr(listener, "state_change"):
+            if isinstance(listener, type) or not hasattr(listener, "state_change"):
                 raise TypeError(f"listeners take pybreaker.CircuitBreakerListener objects, got {listener!r}")
         if storage is not None and not isinstance(storage, pybreaker.CircuitBreakerStorage):
             raise TypeError(f"storage must be a pybreaker.CircuitBreakerStorage, got {storage!r}")

@@ -127,8 +127,12 @@ class FakeClock:
             return self.monotonic()
         return self._now + self._wall_offset
 
-    def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, firing every timer that falls due, in order."""
+    def advance(self, seconds: float, *, interrupted: Callable[[], bool] | None = None) -> None:
+        """Move time forward by ``seconds``, firing every timer that falls due, in order.
+
+        ``interrupted`` is asked after each timer: when true, time stops there (a sleep
+        that a timeout cancelled ends at the timeout, as it would for real).
+        """
         with self._lock:
             target = self.monotonic() + max(seconds, 0.0)
             while self._timers and self._timers[0][0] <= target:
@@ -137,6 +141,8 @@ class FakeClock:
                     continue
                 self._move_to(max(when, self.monotonic()))
                 timer.callback()
+                if interrupted is not None and interrupted():
+                    return
             self._move_to(target)
 
     def _move_to(self, target: float) -> None:
@@ -154,7 +160,12 @@ class FakeClock:
 
     async def asleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.advance(seconds)
+        task = asyncio.current_task()
+        if task is None:
+            self.advance(seconds)
+        else:
+            cancelling = task.cancelling()
+            self.advance(seconds, interrupted=lambda: task.cancelling() > cancelling)
         await asyncio.sleep(0)  # a checkpoint, so a timer's cancellation lands here
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, cast
@@ -53,6 +54,8 @@ def call_name(fn: Callable[..., Any]) -> str:
 def is_async_callable(fn: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
+    if isinstance(fn, type):  # calling a class constructs an instance, whatever its __call__ is
+        return False
     call = getattr(fn, "__call__", None)  # noqa: B004 -- an object with `async def __call__`
     return call is not None and inspect.iscoroutinefunction(call)
 
@@ -124,3 +127,12 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, ConnectionError) or "ConnectionError" in names:
         return "connection"
     return type(exc).__name__
+
+
+def check_seconds(parameter: str, value: object, *, allow_zero: bool = False) -> None:
+    """Reject a duration that is not a finite positive number, naming the parameter."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{parameter} must be a number of seconds {bound}, got {value!r}")
+    if not math.isfinite(value) or not (value >= 0 if allow_zero else value > 0):
+        raise ValueError(f"{parameter} must be a finite number of seconds {bound}, got {value!r}")

@@ -26,9 +26,11 @@ class Fallback(Layer):
     def __repr__(self) -> str:
         return f"fallback({'factory' if self.factory else repr(self.value)})"
 
-    def _answer(self, fn: Callable[..., Any], exc: Exception) -> Any:
-        if self.classifier(Outcome.of_exception(exc)) is None:
-            raise exc
+    def _matches(self, exc: Exception) -> bool:
+        return self.classifier(Outcome.of_exception(exc)) is not None
+
+    def _answered(self, fn: Callable[..., Any], exc: Exception) -> None:
+        """Tell the monitor and the logs, once the fallback has produced its answer."""
         kind = error_kind(exc)
         record = current_record.get()
         if record is not None:
@@ -42,20 +44,29 @@ class Fallback(Layer):
             exc,
             extra={"call_name": name, "outcome": "fallback", "error_type": type(exc).__name__, "error_kind": kind},
         )
-        return self.factory(exc) if self.factory is not None else self.value
 
+    # A factory that raises surfaces its own error, and the call is not counted as answered.
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 -- cancellation and interpreter exits are never swallowed
-            return self._answer(fn, exc)  # type: ignore[no-any-return]
+        except Exception as exc:
+            if not self._matches(exc):
+                raise
+            answer = self.factory(exc) if self.factory is not None else self.value
+            self._answered(fn, exc)
+            return answer  # type: ignore[no-any-return]
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 -- matched against `on` in _answer
-            answer = self._answer(fn, exc)
-            return await answer if inspect.isawaitable(answer) else answer  # type: ignore[no-any-return]
+        except Exception as exc:
+            if not self._matches(exc):
+                raise
+            answer = self.factory(exc) if self.factory is not None else self.value
+            if inspect.isawaitable(answer):
+                answer = await answer
+            self._answered(fn, exc)
+            return answer  # type: ignore[no-any-return]
 
 
 def fallback(

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from resilience._circuit import Circuit
-from resilience._engine import Layer, decorate
+from resilience._engine import Layer, check_seconds, decorate
 from resilience._fallback import Fallback
 from resilience._retry import Retry
-from resilience._timeout import Timeout, check_seconds
+from resilience._timeout import Timeout
 from resilience.monitor import Monitored, monitored
 
 P = ParamSpec("P")

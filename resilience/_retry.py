@@ -6,6 +6,7 @@ strategies, its state) is built only after a retryable failure.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,7 @@ from tenacity import AsyncRetrying, DoAttempt, DoSleep, RetryCallState, Retrying
 from tenacity.wait import wait_base
 
 from resilience import _clock
-from resilience._engine import Args, Kwargs, Layer, call_name, current_deadline, current_record
-from resilience._timeout import check_seconds
+from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_deadline, current_record
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, on_result, to_classifier
 from resilience.errors import CircuitOpenError, DeadlineExceeded
 
@@ -51,7 +51,7 @@ class RetryEvent:
             "call_name": self.call_name,
             "attempt": self.attempt,
             "max_attempts": self.attempts,
-            "wait": round(self.wait, 6),
+            "wait": self.wait,
             "error_type": self.error_type,
             "reason": self.reason,
         }
@@ -62,10 +62,10 @@ class _Run:
 
     __slots__ = ("layer", "name", "start", "stop_reason", "verdict")
 
-    def __init__(self, layer: Retry, name: str, verdict: Verdict) -> None:
+    def __init__(self, layer: Retry, name: str, verdict: Verdict, start: float) -> None:
         self.layer = layer
         self.name = name
-        self.start = _clock.monotonic()
+        self.start = start
         self.verdict: Verdict | None = verdict
         self.stop_reason = ""
 
@@ -206,14 +206,13 @@ class Retry(Layer):
     def _start(
         self,
         retrying: Retrying | AsyncRetrying,
+        run: _Run,
         fn: Callable[..., Any],
         args: Args,
         kwargs: Kwargs,
-        verdict: Verdict,
         result: Any,
         exc: BaseException | None,
-    ) -> tuple[_Run, RetryCallState]:
-        run = _Run(self, call_name(fn), verdict)
+    ) -> RetryCallState:
         retrying.stop = run.stop
         retrying.wait = run.wait
         retrying.retry = run.retry
@@ -225,25 +224,31 @@ class Retry(Layer):
             state.set_exception((type(exc), exc, exc.__traceback__))
         else:
             state.set_result(result)
-        return run, state
+        return state
 
+    # The retry loops run *after* the first attempt's `except` block has ended, so later
+    # exceptions do not get the first one chained as their __context__.
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        start = _clock.current.monotonic()
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
             verdict = self._first(None, exc)
             if verdict is None:
                 raise
-            return self._retry_sync(fn, args, kwargs, verdict, None, exc)
-        if self.checks_results and (verdict := self._first(result, None)) is not None:
-            return self._retry_sync(fn, args, kwargs, verdict, result, None)
-        return result
+            failure: BaseException | None = exc
+            value: Any = None
+        else:
+            if not self.checks_results or (verdict := self._first(result, None)) is None:
+                return result
+            failure, value = None, result
+        return self._retry_sync(fn, args, kwargs, _Run(self, call_name(fn), verdict, start), value, failure)
 
     def _retry_sync(
-        self, fn: Callable[..., R], args: Args, kwargs: Kwargs, verdict: Verdict, result: Any, exc: BaseException | None
+        self, fn: Callable[..., R], args: Args, kwargs: Kwargs, run: _Run, result: Any, exc: BaseException | None
     ) -> R:
         retrying = Retrying(sleep=_clock.sleep, reraise=True)
-        _, state = self._start(retrying, fn, args, kwargs, verdict, result, exc)
+        state = self._start(retrying, run, fn, args, kwargs, result, exc)
         del exc  # the state holds it; keeping a local would pin the traceback
         while True:
             do = retrying.iter(state)
@@ -261,28 +266,32 @@ class Retry(Layer):
                 return do  # type: ignore[no-any-return]
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        start = _clock.current.monotonic()
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
             verdict = self._first(None, exc)
             if verdict is None:
                 raise
-            return await self._retry_async(fn, args, kwargs, verdict, None, exc)
-        if self.checks_results and (verdict := self._first(result, None)) is not None:
-            return await self._retry_async(fn, args, kwargs, verdict, result, None)
-        return result
+            failure: BaseException | None = exc
+            value: Any = None
+        else:
+            if not self.checks_results or (verdict := self._first(result, None)) is None:
+                return result
+            failure, value = None, result
+        return await self._retry_async(fn, args, kwargs, _Run(self, call_name(fn), verdict, start), value, failure)
 
     async def _retry_async(
         self,
         fn: Callable[..., Awaitable[R]],
         args: Args,
         kwargs: Kwargs,
-        verdict: Verdict,
+        run: _Run,
         result: Any,
         exc: BaseException | None,
     ) -> R:
         retrying = AsyncRetrying(sleep=_clock.asleep, reraise=True)
-        _, state = self._start(retrying, fn, args, kwargs, verdict, result, exc)
+        state = self._start(retrying, run, fn, args, kwargs, result, exc)
         del exc
         while True:
             do = await retrying.iter(state)
@@ -298,6 +307,18 @@ class Retry(Layer):
                 await _clock.asleep(do)
             else:
                 return do  # type: ignore[no-any-return]
+
+
+def _takes_one_argument(fn: object) -> bool:
+    if not callable(fn):
+        return False
+    try:
+        inspect.signature(fn).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): trust it
+        return True
+    return True
 
 
 def retry_on(
@@ -344,8 +365,8 @@ def retry_on(
     check_seconds("max_retry_after", max_retry_after, allow_zero=True)
     if not isinstance(jitter, bool):
         raise TypeError(f"jitter must be True or False, got {jitter!r}")
-    if wait is not None and not (isinstance(wait, wait_base) or callable(wait)):
-        raise TypeError(f"wait must be a tenacity wait strategy, got {wait!r}")
+    if wait is not None and not isinstance(wait, wait_base) and not _takes_one_argument(wait):
+        raise TypeError(f"wait must be a tenacity wait strategy (a callable taking a RetryCallState), got {wait!r}")
     if on_retry is not None and not callable(on_retry):
         raise TypeError(f"on_retry must be a callable taking a RetryEvent, got {on_retry!r}")
     classifier: Classifier | None = to_classifier(on) if on else None

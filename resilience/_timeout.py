@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from resilience import _clock
-from resilience._engine import Args, Kwargs, Layer, call_name, current_deadline, current_record
+from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_deadline, current_record
 from resilience.errors import DeadlineExceeded
 
 R = TypeVar("R")
@@ -24,7 +23,7 @@ MODES = ("thread", "signal", "cooperative")
 class _Job:
     """One call handed to a worker thread, with the caller's contextvars."""
 
-    __slots__ = ("args", "context", "done", "error", "fn", "kwargs", "result", "state")
+    __slots__ = ("args", "context", "done", "error", "finished_at", "fn", "kwargs", "result", "state")
 
     def __init__(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
         self.fn = fn
@@ -35,6 +34,7 @@ class _Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.state = "queued"  # -> running -> finished; "abandoned" while nobody waits for it
+        self.finished_at = float("-inf")
 
 
 class WorkerPool:
@@ -96,6 +96,7 @@ class WorkerPool:
             job.result = job.context.run(job.fn, *job.args, **job.kwargs)
         except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
             job.error = exc
+        job.finished_at = _clock.monotonic()
         with self._lock:
             if job.state == "abandoned":
                 self._abandoned_running -= 1
@@ -153,8 +154,10 @@ class Timeout(Layer):
         record = current_record.get()
         if record is not None:
             record.timeout_kind = self.kind
-        elapsed = _clock.monotonic() - start
-        return DeadlineExceeded(limit, elapsed, deadline=deadline, kind=self.kind, what=call_name(fn))
+        now = _clock.monotonic()
+        if limit <= 0:  # an enclosing deadline had already passed: say by how much
+            return DeadlineExceeded(None, now - deadline, deadline=deadline, kind=self.kind, what=call_name(fn))
+        return DeadlineExceeded(limit, now - start, deadline=deadline, kind=self.kind, what=call_name(fn))
 
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
         start, deadline, limit = self._enter()
@@ -175,7 +178,9 @@ class Timeout(Layer):
         except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for it now
             pool.abandon(job)
             raise
-        if not finished and pool.abandon(job):
+        if (not finished and pool.abandon(job)) or job.finished_at > deadline:
+            # Abandoned, or finished only after the deadline (a fake clock can make a late
+            # job finish before its caller wakes): either way the call ran out of time.
             raise self._expired(fn, start, deadline, limit)
         if job.error is not None:
             error, job.error = job.error, None  # drop the job's reference: no cycle via the traceback
@@ -284,14 +289,6 @@ class _TimeoutFactory:
 
     def __repr__(self) -> str:
         return "rs.timeout"
-
-
-def check_seconds(parameter: str, value: object, *, allow_zero: bool = False) -> None:
-    """Reject a duration that is not a finite positive number, naming the parameter."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{parameter} must be a finite number of seconds {bound}, got {value!r}")
 
 
 timeout = _TimeoutFactory()

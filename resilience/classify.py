@@ -77,6 +77,7 @@ SUCCESS = Verdict(failed=False, reason="ok")
 RETRYABLE = Verdict(failed=True, retryable=True, counts=True, reason="retryable")
 FATAL = Verdict(failed=True, retryable=False, counts=True, reason="fatal")
 IGNORED = Verdict(failed=True, retryable=False, counts=False, ignored=True, reason="ignored")
+_GENERIC_REASONS = frozenset({"", "retryable", "fatal", "ignored", "failure"})
 
 
 class Classifier:
@@ -116,23 +117,30 @@ def _exception_reason(exc: BaseException) -> str:
 
 
 def on_exception(
-    *matchers: type[BaseException] | Callable[[BaseException], bool], verdict: Verdict = RETRYABLE
+    *matchers: type[BaseException] | Callable[[BaseException], bool],
+    verdict: Verdict = RETRYABLE,
+    parameter: str = "on",
 ) -> Classifier:
-    """Classify exceptions that are instances of the given types, or satisfy the predicates."""
+    """Classify exceptions that are instances of the given types, or satisfy the predicates.
+
+    The verdict's reason becomes the exception's type name unless ``verdict`` has a
+    reason of its own.
+    """
     types = tuple(m for m in matchers if isinstance(m, type))
     predicates = tuple(m for m in matchers if not isinstance(m, type))
     for matcher in matchers:
         if isinstance(matcher, type) and not issubclass(matcher, BaseException):
-            raise TypeError(f"expected exception classes or predicates, got the class {matcher.__name__}")
-        if not isinstance(matcher, type) and not callable(matcher):
-            raise TypeError(f"expected exception classes or predicates, got {matcher!r}")
+            raise TypeError(f"{parameter}: expected exception classes or predicates, got the class {matcher.__name__}")
+        if not isinstance(matcher, type):
+            _check_predicate(parameter, matcher, "the exception")
+    keep_reason = verdict.reason not in _GENERIC_REASONS
 
     def classify(outcome: Outcome) -> Verdict | None:
         exc = outcome.exception
         if exc is None:
             return None
         if isinstance(exc, types) or any(predicate(exc) for predicate in predicates):
-            return verdict.with_reason(_exception_reason(exc))
+            return verdict if keep_reason else verdict.with_reason(_exception_reason(exc))
         return None
 
     label = ", ".join(getattr(m, "__name__", repr(m)) for m in matchers)
@@ -141,44 +149,53 @@ def on_exception(
 
 def on_result(predicate: Callable[[Any], bool], verdict: Verdict = RETRYABLE) -> Classifier:
     """Classify returned values for which ``predicate`` is true (e.g. a returned 503)."""
-    if not callable(predicate):
-        raise TypeError(f"result= takes a predicate over returned values, got {predicate!r}")
+    _check_predicate("result", predicate, "the returned value")
+    labelled = verdict if verdict.reason not in _GENERIC_REASONS else verdict.with_reason("result")
 
     def classify(outcome: Outcome) -> Verdict | None:
         if outcome.exception is None and predicate(outcome.value):
-            return verdict.with_reason("result")
+            return labelled
         return None
 
     return Classifier(classify, f"result={getattr(predicate, '__name__', repr(predicate))}")
 
 
-def to_classifier(matchers: ClassifierLike | Iterable[ClassifierLike], *, verdict: Verdict = RETRYABLE) -> Classifier:
-    """Turn exception classes, predicates over exceptions and classifiers into one classifier."""
+def to_classifier(
+    matchers: ClassifierLike | Iterable[ClassifierLike], *, verdict: Verdict = RETRYABLE, parameter: str = "on"
+) -> Classifier:
+    """Turn exception classes, predicates over exceptions and classifiers into one classifier.
+
+    Order is kept: the first matcher with an opinion wins. ``parameter`` names the
+    argument in error messages.
+    """
     items: list[Any] = list(matchers) if isinstance(matchers, (tuple, list)) else [matchers]
-    result: Classifier | None = None
-    plain: list[Any] = []
     parts: list[Classifier] = []
+    plain: list[Any] = []  # a run of classes and predicates, folded into one on_exception
     for item in items:
         if isinstance(item, Classifier):
+            if plain:
+                parts.append(on_exception(*plain, verdict=verdict, parameter=parameter))
+                plain = []
             parts.append(item)
-        elif isinstance(item, type) or callable(item):
-            if not isinstance(item, type) and _takes_no_argument(item):
-                raise TypeError(f"a predicate must take the exception as its argument, got {item!r}")
-            plain.append(item)
         else:
-            raise TypeError(f"expected exception classes, predicates or classifiers, got {item!r}")
+            plain.append(item)
     if plain:
-        parts.insert(0, on_exception(*plain, verdict=verdict))
-    for part in parts:
-        result = part if result is None else result | part
-    if result is None:
-        raise TypeError("nothing to classify: give exception classes, predicates or classifiers")
+        parts.append(on_exception(*plain, verdict=verdict, parameter=parameter))
+    if not parts:
+        raise TypeError(f"{parameter}: nothing to classify; give exception classes, predicates or classifiers")
+    result = parts[0]
+    for part in parts[1:]:
+        result = result | part
     return result
 
 
-def _takes_no_argument(fn: Callable[..., Any]) -> bool:
+def _check_predicate(parameter: str, fn: object, argument: str) -> None:
+    """Reject non-callables and callables that cannot take one positional argument."""
+    if not callable(fn):
+        raise TypeError(f"{parameter}: expected exception classes, predicates or classifiers, got {fn!r}")
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return False
-    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+        return  # builtins without a signature: trust them
+    if not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters):
+        raise TypeError(f"{parameter}: a predicate must take {argument} as its argument, got {fn!r}")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from resilience import _clock
-from resilience._engine import current_deadline
+from resilience._engine import check_seconds, current_deadline
 from resilience.errors import DeadlineExceeded
 
 __all__ = ["check", "expires_at", "remaining", "scope"]
@@ -51,8 +51,7 @@ def scope(seconds: float) -> Iterator[float]:
     Nothing is interrupted: deadline-aware code (retries, ``resilience.http.Session``)
     reads it. Yields the absolute deadline.
     """
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    check_seconds("seconds", seconds)
     now = _clock.monotonic()
     outer = current_deadline.get()
     deadline = now + seconds if outer is None else min(outer, now + seconds)

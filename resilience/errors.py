@@ -12,7 +12,7 @@ raised surfaces unchanged, with a note (PEP 678) saying why retrying stopped.
 
 from __future__ import annotations
 
-import pybreaker
+from resilience._pybreaker import pybreaker
 
 __all__ = ["CircuitOpenError", "DeadlineExceeded", "ResilienceError"]
 
