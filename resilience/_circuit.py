@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from resilience._pybreaker import pybreaker
-
 from resilience import _clock
 from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds
+from resilience._pybreaker import pybreaker
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, to_classifier
 from resilience.errors import CircuitOpenError
 

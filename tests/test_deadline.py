@@ -1,7 +1,6 @@
 """``rs.deadline``: reading, scoping and checking the current deadline on the fake clock."""
 
 # House style (STYLE.md rule 8) reads `assert expected == actual`, which ruff calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
