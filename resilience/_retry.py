@@ -105,34 +105,38 @@ class _Run:
     def before_sleep(self, state: RetryCallState) -> None:
         assert state.outcome is not None
         exc = state.outcome.exception() if state.outcome.failed else None
-        value = None if state.outcome.failed else state.outcome.result()
+        error_type = type(exc).__name__ if exc is not None else "result"
         reason = self.verdict.reason if self.verdict else ""
-        event = RetryEvent(
-            call_name=self.name,
-            attempt=state.attempt_number,
-            attempts=self.layer.attempts,
-            wait=state.upcoming_sleep,
-            error_type=type(exc).__name__ if exc is not None else "result",
-            reason=reason,
-            exception=exc,
-            value=value,
-        )
         record = current_record.get()
         if record is not None:
             record.attempts = state.attempt_number + 1
             if record.retry_reasons is None:
                 record.retry_reasons = []
-            record.retry_reasons.append(reason or event.error_type)
-        logger.warning(
-            "retrying %s in %.3g s after attempt %d of %d failed: %s",
-            self.name,
-            event.wait,
-            event.attempt,
-            event.attempts,
-            event.error_type if exc is None else f"{event.error_type}: {exc}",
-            extra=event.log_fields(),
-        )
+            record.retry_reasons.append(reason or error_type)
         hook = self.layer.on_retry
+        log = logger.isEnabledFor(logging.WARNING)
+        if hook is None and not log:
+            return  # nobody listens: build nothing
+        event = RetryEvent(
+            call_name=self.name,
+            attempt=state.attempt_number,
+            attempts=self.layer.attempts,
+            wait=state.upcoming_sleep,
+            error_type=error_type,
+            reason=reason,
+            exception=exc,
+            value=None if exc is not None else state.outcome.result(),
+        )
+        if log:
+            logger.warning(
+                "retrying %s in %.3g s after attempt %d of %d failed: %s",
+                self.name,
+                event.wait,
+                event.attempt,
+                event.attempts,
+                error_type if exc is None else f"{error_type}: {exc}",
+                extra=event.log_fields(),
+            )
         if hook is not None:
             try:
                 hook(event)
