@@ -27,6 +27,7 @@ logger = logging.getLogger("resilience")
 STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_HALF_OPEN, pybreaker.STATE_OPEN
 
 FAILURE, SUCCESS, IGNORED = "failure", "success", "ignored"
+TRIALS_BUSY_RETRY_AFTER = 1.0  # CircuitOpenError.retry_after while every half-open trial is in flight
 
 
 class _StateName:
@@ -150,7 +151,8 @@ class Breaker:
                 if state == STATE_HALF_OPEN:
                     if self._trials >= self.config.half_open_calls:
                         self._rejected += 1
-                        raise CircuitOpenError(self.name, 0.0)
+                        # The trials in flight decide; suggest a short wait, never "now".
+                        raise CircuitOpenError(self.name, min(TRIALS_BUSY_RETRY_AFTER, self.config.reset_timeout))
                     self._trials += 1
                 return self._generation
         finally:
@@ -261,7 +263,7 @@ class Breaker:
     def tell_before_call(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
         self._tell("before_call", self, fn, *args, **kwargs)
 
-    def _tell(self, method: str, *args: Any, **kwargs: Any) -> None:
+    def _tell(self, method: str, /, *args: Any, **kwargs: Any) -> None:  # kwargs are the user's: any names
         for listener in self.listeners:
             try:
                 getattr(listener, method)(*args, **kwargs)
@@ -380,8 +382,10 @@ class _CircuitFactory:
         listeners: Iterable[pybreaker.CircuitBreakerListener] = (),
         storage: pybreaker.CircuitBreakerStorage | None = None,
     ) -> Circuit:
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"name must be a non-empty string or None, got {name!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {name!r}")
+        if name == "":
+            raise ValueError("name must not be empty (None gives the function its own breaker)")
         for parameter, value in (("fail_max", fail_max), ("half_open_calls", half_open_calls)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{parameter} must be an int >= 1, got {value!r}")
@@ -393,7 +397,7 @@ class _CircuitFactory:
         if storage is not None and not isinstance(storage, pybreaker.CircuitBreakerStorage):
             raise TypeError(f"storage must be a pybreaker.CircuitBreakerStorage, got {storage!r}")
         counts = to_classifier(on, verdict=_COUNTS) if on is not None and on != () else None
-        excluded = to_classifier(exclude) if exclude not in ((), [], None) else None
+        excluded = to_classifier(exclude, parameter="exclude") if exclude not in ((), [], None) else None
         config = BreakerConfig(
             fail_max=fail_max,
             reset_timeout=float(reset_timeout),
@@ -415,6 +419,13 @@ class _CircuitFactory:
                 raise ValueError(
                     f"circuit {name!r} already exists with {breaker.config}; a second declaration "
                     f"must match it (got {config}) or use rs.circuit.get({name!r})"
+                )
+            elif (listeners and listeners != breaker.listeners) or (
+                storage is not None and storage is not breaker._storage
+            ):
+                raise ValueError(
+                    f"circuit {name!r} already exists with other listeners or storage; declare them once, "
+                    f"where the breaker is first defined, or use rs.circuit.get({name!r})"
                 )
         return Circuit(breaker)
 

@@ -323,8 +323,10 @@ def monitored(name: str | None = None, *, registry: Registry | None = None) -> M
     >>> locate("192.0.2.1")
     'NL'
     """
-    if name is not None and (not isinstance(name, str) or not name):
-        raise TypeError(f"name must be a non-empty string or None, got {name!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string or None, got {name!r}")
+    if name == "":
+        raise ValueError("name must not be empty (None names it after the function)")
     if registry is not None and not isinstance(registry, Registry):
         raise TypeError(f"registry must be a resilience.monitor.Registry, got {registry!r}")
     return Monitored(name, registry or default)
