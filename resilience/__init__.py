@@ -11,8 +11,6 @@
 {'id': 7}
 """
 
-from __future__ import annotations
-
 from resilience import deadline, monitor, testing
 from resilience._circuit import Breaker, circuit
 from resilience._fallback import fallback

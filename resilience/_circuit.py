@@ -89,24 +89,29 @@ class Breaker:
     # pybreaker-compatible read-only views, for listeners written against pybreaker
     @property
     def state(self) -> str:
+        """One of "closed", "open", "half-open"."""
         return self._storage.state
 
     current_state = state
 
     @property
     def fail_counter(self) -> int:
+        """Consecutive failures counted while closed."""
         return self._storage.counter
 
     @property
     def success_counter(self) -> int:
+        """Successful trials in the current half-open period."""
         return self._trial_successes
 
     @property
     def fail_max(self) -> int:
+        """Consecutive failures that open the breaker."""
         return self.config.fail_max
 
     @property
     def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before admitting trials."""
         return self.config.reset_timeout
 
     @property
@@ -261,6 +266,7 @@ class Breaker:
                 self._tell("state_change", self, _StateName(old), _StateName(new))
 
     def tell_before_call(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
+        """Call the listeners' ``before_call`` (pybreaker's protocol)."""
         self._tell("before_call", self, fn, *args, **kwargs)
 
     def _tell(self, method: str, /, *args: Any, **kwargs: Any) -> None:  # kwargs are the user's: any names

@@ -115,6 +115,7 @@ class FakeClock:
         self._freezer = factory
 
     def monotonic(self) -> float:
+        """Seconds on the clock (monotonic)."""
         if self._freezer is not None:
             # freezegun's own fake_monotonic formula, read directly so that worker threads
             # (which freezegun's default ignore list hands real time) agree with the test.
@@ -123,6 +124,7 @@ class FakeClock:
         return self._now
 
     def time(self) -> float:
+        """Wall-clock seconds since the epoch."""
         if self._freezer is not None:
             return self.monotonic()
         return self._now + self._wall_offset
@@ -155,10 +157,12 @@ class FakeClock:
             self._now = target
 
     def sleep(self, seconds: float) -> None:
+        """Advance by ``seconds`` at once, recording the request in ``sleeps``."""
         self.sleeps.append(seconds)
         self.advance(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        """Like ``sleep``, then yield to the event loop (where a timeout's cancellation lands)."""
         self.sleeps.append(seconds)
         task = asyncio.current_task()
         if task is None:
@@ -169,12 +173,14 @@ class FakeClock:
         await asyncio.sleep(0)  # a checkpoint, so a timer's cancellation lands here
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback`` when the clock passes now + ``delay``."""
         with self._lock:
             timer = _FakeTimer(self.monotonic() + delay, callback)
             heapq.heappush(self._timers, (timer.when, next(self._sequence), timer))
         return timer
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Block until ``event`` is set; False if the fake clock passed ``timeout`` first."""
         if timeout <= 0:
             return event.is_set()
         timer = self.call_later(timeout, event.set)
@@ -184,6 +190,7 @@ class FakeClock:
         return self.monotonic() < expired
 
     def alarm(self, delay: float, handler: Callable[[], None]) -> Callable[[], None]:
+        """Call ``handler`` when the clock passes now + ``delay``; returns a disarm function."""
         return self.call_later(delay, handler).cancel
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from resilience._engine import Args, Kwargs, Layer, call_name, current_record, error_kind
+from resilience._engine import Args, Kwargs, Layer, call_name, current_record, error_kind, is_async_callable
 from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifier
 
 R = TypeVar("R")
@@ -25,6 +25,13 @@ class Fallback(Layer):
 
     def __repr__(self) -> str:
         return f"fallback({'factory' if self.factory else repr(self.value)})"
+
+    def bind(self, fn: Callable[..., Any]) -> None:
+        if self.factory is not None and inspect.iscoroutinefunction(self.factory) and not is_async_callable(fn):
+            raise TypeError(
+                f"fallback factory= is an async function but {call_name(fn)} is not: its coroutine "
+                "would never be awaited; give a plain function"
+            )
 
     def _matches(self, exc: Exception) -> bool:
         return self.classifier(Outcome.of_exception(exc)) is not None

@@ -41,10 +41,12 @@ class Outcome:
 
     @classmethod
     def of_exception(cls, exc: BaseException) -> Outcome:
+        """The outcome of a call that raised ``exc``."""
         return cls(None, exc)
 
     @property
     def failed(self) -> bool:
+        """True when the call raised."""
         return self.exception is not None
 
 
@@ -70,6 +72,7 @@ class Verdict:
     detail: str | None = None
 
     def with_reason(self, reason: str) -> Verdict:
+        """The same verdict with another ``reason``."""
         return Verdict(self.failed, self.retryable, self.counts, self.ignored, reason, self.retry_after, self.detail)
 
 

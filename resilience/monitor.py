@@ -131,6 +131,7 @@ class Registry:
         self._lock = threading.Lock()
 
     def stats(self, name: str) -> _Stats:
+        """The live counters of ``name``, created on first use."""
         stats = self._stats.get(name)
         if stats is None:
             with self._lock:
@@ -138,6 +139,7 @@ class Registry:
         return stats
 
     def names(self) -> list[str]:
+        """Every monitored name, sorted."""
         return sorted(self._stats)
 
     def snapshot(self, name: str | None = None) -> dict[str, Any]:
@@ -190,6 +192,7 @@ class Registry:
         }
 
     def reset(self) -> None:
+        """Forget every name and its counters."""
         with self._lock:
             self._stats.clear()
 

@@ -169,3 +169,16 @@ def test_non_callable_factory_rejected() -> None:
     """A factory that cannot be called is a TypeError naming ``factory``."""
     with pytest.raises(TypeError, match="factory"):
         rs.fallback(factory="cached")  # type: ignore[arg-type]
+
+
+def test_async_factory_on_sync_function_rejected_at_decoration() -> None:
+    """An async factory= on a plain function is a TypeError at decoration (its coroutine would never run)."""
+
+    async def default(exc: BaseException) -> int:
+        return 0
+
+    def fetch() -> int:
+        raise ConnectionError
+
+    with pytest.raises(TypeError, match="factory"):
+        rs.fallback(factory=default)(fetch)

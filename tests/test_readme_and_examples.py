@@ -42,3 +42,11 @@ def test_example_runs(example: Path) -> None:
     """Each script in examples/ exits 0 on its own."""
     done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=60, check=False)
     assert 0 == done.returncode, done.stderr[-2000:]
+
+
+def test_pytest_plugin_fixtures(resilience_no_wait: object, resilience_fake_clock: object) -> None:
+    """The installed pytest plugin provides the no-wait and fake-clock fixtures."""
+    import resilience as rs
+
+    assert isinstance(resilience_no_wait, rs.testing.FakeClock)
+    assert isinstance(resilience_fake_clock, rs.testing.FakeClock)
