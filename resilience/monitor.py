@@ -259,11 +259,7 @@ class Monitored(Layer):
             raise
         finally:
             current_record.reset(token)
-        duration = now() - start
-        if record.fallback:
-            _failed(stats, duration, record, None)
-        else:
-            stats.success(duration, record)
+        _succeeded(stats, now() - start, record)
         return result
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
@@ -279,12 +275,15 @@ class Monitored(Layer):
             raise
         finally:
             current_record.reset(token)
-        duration = now() - start
-        if record.fallback:
-            _failed(stats, duration, record, None)
-        else:
-            stats.success(duration, record)
+        _succeeded(stats, now() - start, record)
         return result
+
+
+def _succeeded(stats: _Stats, duration: float, record: CallRecord) -> None:
+    if record.fallback:  # the call returned, but a fallback produced the answer
+        _failed(stats, duration, record, None)
+    else:
+        stats.success(duration, record)
 
 
 def _failed(stats: _Stats, duration: float, record: CallRecord, exc: BaseException | None) -> None:
