@@ -796,3 +796,18 @@ def test_listener_class_instead_of_instance_is_rejected() -> None:
     """Passing a listener class (not an instance) fails at decoration time, naming listeners."""
     with pytest.raises(TypeError, match="listeners"):
         rs.circuit("x", listeners=[pybreaker.CircuitBreakerListener])
+
+
+def test_breaker_opened_elsewhere_counts_its_open_time_from_shared_storage(twin: Any, clock: Any) -> None:
+    """A breaker whose storage another process opened rejects until that opening's reset_timeout ends."""
+    import datetime
+
+    storage = pybreaker.CircuitMemoryStorage("open")
+    storage.opened_at = datetime.datetime.fromtimestamp(clock.time() - 10, datetime.UTC)
+    guarded = rs.circuit("shared", reset_timeout=30, storage=storage)(twin.wrap(lambda: "ok"))
+    with pytest.raises(rs.CircuitOpenError) as excinfo:
+        twin.run(guarded)
+    assert 20.0 == pytest.approx(excinfo.value.retry_after)
+    clock.advance(20)
+    assert "ok" == twin.run(guarded)
+    assert "closed" == rs.circuit.get("shared").state

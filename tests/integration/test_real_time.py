@@ -183,3 +183,21 @@ def test_worker_threads_are_daemons():
     fn = rs.timeout(1)(lambda: threading.current_thread().daemon)
 
     assert fn()
+
+
+def test_idle_workers_exit_and_the_pool_still_serves() -> None:
+    """Worker threads idle past idle_seconds exit; later calls start new ones."""
+    from resilience import _timeout
+
+    pool = _timeout.WorkerPool(max_workers=2, idle_seconds=0.05)
+    job = _timeout._Job(lambda: "first", (), {})
+    pool.submit(job)
+    assert job.done.wait(5)
+    deadline = time.monotonic() + 5
+    while pool.stats()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 0 == pool.stats()["workers"]
+    again = _timeout._Job(lambda: "second", (), {})
+    pool.submit(again)
+    assert again.done.wait(5)
+    assert "second" == again.result
