@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,14 +76,16 @@ class Breaker:
         self.config = config
         self._counts = counts
         self._exclude = exclude
-        self.checks_results = counts is not None
+        self.checks_results = counts is not None or exclude is not None
         self.listeners: tuple[pybreaker.CircuitBreakerListener, ...] = tuple(listeners)
+        self._own_storage = storage is None
         self._storage = storage if storage is not None else pybreaker.CircuitMemoryStorage(STATE_CLOSED)
         self._lock = threading.Lock()
         self._generation = 0
         self._trials = 0
         self._trial_successes = 0
         self._opened_mono: float | None = None
+        self._half_open_mono: float | None = None
         self._rejected = 0
         self._opened = 0
 
@@ -116,8 +119,14 @@ class Breaker:
 
     @property
     def retry_after(self) -> float:
-        """Seconds until a trial call is admitted (0.0 unless open)."""
-        return max(self._open_left(), 0.0) if self._storage.state == STATE_OPEN else 0.0
+        """Seconds until a call would be admitted: the open time left, a short wait while
+        every half-open trial is in flight, else 0.0."""
+        state = self._storage.state
+        if state == STATE_OPEN:
+            return max(self._open_left(), 0.0)
+        if state == STATE_HALF_OPEN and self._trials >= self.config.half_open_calls:
+            return self._trials_busy_retry_after()
+        return 0.0
 
     def stats(self) -> dict[str, Any]:
         """A JSON-ready view: name, state, fail_counter, retry_after, rejected, opened."""
@@ -134,11 +143,24 @@ class Breaker:
     def __repr__(self) -> str:
         return f"<Breaker {self.name!r} {self.state} failures={self.fail_counter}/{self.config.fail_max}>"
 
+    def matches(
+        self,
+        config: BreakerConfig,
+        listeners: tuple[pybreaker.CircuitBreakerListener, ...],
+        storage: pybreaker.CircuitBreakerStorage | None,
+    ) -> bool:
+        """Whether a declaration with these arguments describes this very breaker."""
+        same_storage = self._own_storage if storage is None else storage is self._storage
+        return self.config == config and self.listeners == listeners and same_storage
+
     # admission and outcomes
     def acquire(self) -> int:
         """Admit a call or raise CircuitOpenError; returns the admitting generation."""
+        # Generation first: if the state moves on between the two reads, the call carries
+        # an old generation and its outcome is ignored, never mistaken for a trial's.
+        generation = self._generation
         if self._storage.state == STATE_CLOSED:
-            return self._generation
+            return generation
         return self._acquire_slow()
 
     def _acquire_slow(self) -> int:
@@ -154,10 +176,17 @@ class Breaker:
                     changes.append(self._move(STATE_HALF_OPEN))
                     state = STATE_HALF_OPEN
                 if state == STATE_HALF_OPEN:
+                    if self._trials >= self.config.half_open_calls and self._trials_hung():
+                        logger.warning(
+                            "circuit %r: half-open trials did not finish within %.3g s; admitting new ones",
+                            self.name,
+                            self.config.reset_timeout,
+                            extra={"circuit": self.name},
+                        )
+                        self._move(STATE_HALF_OPEN)  # a new generation: the hung trials' results are ignored
                     if self._trials >= self.config.half_open_calls:
                         self._rejected += 1
-                        # The trials in flight decide; suggest a short wait, never "now".
-                        raise CircuitOpenError(self.name, min(TRIALS_BUSY_RETRY_AFTER, self.config.reset_timeout))
+                        raise CircuitOpenError(self.name, self._trials_busy_retry_after())
                     self._trials += 1
                 return self._generation
         finally:
@@ -222,6 +251,14 @@ class Breaker:
             return FAILURE
         return IGNORED  # a failure that is not the dependency's fault (a 404, a 429)
 
+    def _trials_hung(self) -> bool:
+        started = self._half_open_mono
+        return started is not None and _clock.monotonic() - started >= self.config.reset_timeout
+
+    def _trials_busy_retry_after(self) -> float:
+        # The trials in flight decide; suggest a short wait, never "now".
+        return min(TRIALS_BUSY_RETRY_AFTER, self.config.reset_timeout)
+
     # transitions
     def _open_left(self) -> float:
         if self._opened_mono is not None:
@@ -238,6 +275,7 @@ class Breaker:
         self._generation += 1
         self._trials = 0
         self._trial_successes = 0
+        self._half_open_mono = _clock.monotonic() if new == STATE_HALF_OPEN else None
         if new == STATE_OPEN:
             self._opened += 1
             self._opened_mono = _clock.monotonic()
@@ -301,6 +339,9 @@ class Breaker:
 
 _registry: dict[str, Breaker] = {}
 _registry_lock = threading.Lock()
+# Breakers forgotten by clear() that decorated functions still use: reachable by get(name)
+# and re-adopted by a matching declaration, until a new declaration takes the name.
+_parked: weakref.WeakValueDictionary[str, Breaker] = weakref.WeakValueDictionary()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -420,7 +461,10 @@ class _CircuitFactory:
         with _registry_lock:
             breaker = _registry.get(name)
             if breaker is None:
-                breaker = _registry[name] = build(name)
+                parked = _parked.pop(name, None)
+                same = parked is not None and parked.matches(config, listeners, storage)
+                breaker = parked if same and parked is not None else build(name)
+                _registry[name] = breaker
             elif breaker.config != config:
                 raise ValueError(
                     f"circuit {name!r} already exists with {breaker.config}; a second declaration "
@@ -437,19 +481,27 @@ class _CircuitFactory:
 
     def get(self, name: str) -> Breaker:
         """The breaker registered under ``name`` (KeyError if none)."""
-        try:
-            return _registry[name]
-        except KeyError:
-            raise KeyError(f"no circuit named {name!r}; known: {sorted(_registry)}") from None
+        breaker = _registry.get(name) or _parked.get(name)
+        if breaker is None:
+            raise KeyError(f"no circuit named {name!r}; known: {sorted(_registry)}")
+        return breaker
 
     def names(self) -> list[str]:
         """Names of every registered breaker."""
         return sorted(_registry)
 
     def clear(self) -> None:
-        """Forget every registered breaker (tests; see ``rs.testing.reset()``)."""
+        """Reset every breaker to closed and free their names (tests; see ``rs.testing.reset()``).
+
+        Functions decorated earlier keep their (now reset) breaker, still found by ``get``;
+        a new declaration of the name, with any configuration, starts a new breaker.
+        """
         with _registry_lock:
+            breakers = list(_registry.items())
             _registry.clear()
+        for name, breaker in breakers:
+            breaker.reset()
+            _parked[name] = breaker
 
     def __repr__(self) -> str:
         return "rs.circuit"

@@ -36,9 +36,33 @@ class CallRecord:
         self.retry_reasons: list[str] | None = None
 
 
-# The record of the innermost monitored call, and the absolute monotonic deadline.
+class DeadlineScope:
+    """A deadline in force (absolute, on the resilience clock), already min()'d with its parent.
+
+    Switched off when its call ends, so that a task spawned during the call (which copies
+    the context) does not inherit a deadline that no longer means anything.
+    """
+
+    __slots__ = ("active", "at", "parent")
+
+    def __init__(self, at: float, parent: DeadlineScope | None) -> None:
+        self.at = at
+        self.parent = parent
+        self.active = True
+
+
+# The record of the innermost monitored call, and the innermost deadline scope.
 current_record: ContextVar[CallRecord | None] = ContextVar("resilience_record", default=None)
-current_deadline: ContextVar[float | None] = ContextVar("resilience_deadline", default=None)
+current_deadline: ContextVar[DeadlineScope | None] = ContextVar("resilience_deadline", default=None)
+
+
+def active_deadline() -> float | None:
+    """The deadline in force for this context, or None."""
+    scope = current_deadline.get()
+    while scope is not None and not scope.active:
+        scope = scope.parent
+    return None if scope is None else scope.at
+
 
 # Exceptions that mean "stop now", never a failure of the dependency.
 ABORTS = (KeyboardInterrupt, SystemExit, GeneratorExit)

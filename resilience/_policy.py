@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from resilience._circuit import Circuit
-from resilience._engine import Layer, check_seconds, decorate
+from resilience._engine import Layer, call_name, check_seconds, decorate, is_async_callable
 from resilience._fallback import Fallback
 from resilience._retry import Retry
 from resilience._timeout import Timeout
@@ -60,7 +60,10 @@ class Policy:
         if self.monitor is not None and not isinstance(self.monitor, (str, Monitored)):
             raise TypeError(f"Policy monitor= takes a name or rs.monitored(...), got {self.monitor!r}")
         attempt = _timeout_layer("attempt_timeout", self.attempt_timeout, "attempt", "thread")
-        total = _timeout_layer("timeout", self.timeout, "total", "cooperative" if attempt else "thread")
+        # An enforcing attempt timeout is clipped to the total deadline, so the total needs
+        # no thread of its own; a cooperative one enforces nothing, so then the total must.
+        enforced = attempt is not None and attempt.mode != "cooperative"
+        total = _timeout_layer("timeout", self.timeout, "total", "cooperative" if enforced else "thread")
         monitor = monitored(self.monitor) if isinstance(self.monitor, str) else self.monitor
         layers = (monitor, self.fallback, total, self.retry, self.circuit, attempt)
         object.__setattr__(self, "_layers", tuple(layer for layer in layers if layer is not None))
@@ -81,6 +84,8 @@ class Policy:
 
     def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         """Run ``fn(*args, **kwargs)`` through the policy."""
+        if is_async_callable(fn):
+            raise TypeError(f"{call_name(fn)} is async: use `await policy.acall(fn, ...)`")
         runner: Callable[..., Any] = fn
         for layer in reversed(self._layers):
             runner = _sync_step(layer, runner)
@@ -88,6 +93,8 @@ class Policy:
 
     async def acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
         """Await ``fn(*args, **kwargs)`` through the policy."""
+        if not is_async_callable(fn):
+            raise TypeError(f"{call_name(fn)} is not async: use `policy.call(fn, ...)`")
         runner: Callable[..., Awaitable[Any]] = fn
         for layer in reversed(self._layers):
             runner = _async_step(layer, runner)

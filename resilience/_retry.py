@@ -18,7 +18,8 @@ from tenacity import AsyncRetrying, DoAttempt, DoSleep, RetryCallState, Retrying
 from tenacity.wait import wait_base
 
 from resilience import _clock
-from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_deadline, current_record
+from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds, current_record
+from resilience._pybreaker import pybreaker
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, on_result, to_classifier
 from resilience.errors import CircuitOpenError, DeadlineExceeded
 
@@ -93,7 +94,7 @@ class _Run:
                 f"the server asked to wait {requested:.3g} s, more than max_retry_after={layer.max_retry_after:.3g} s"
             )
             return True
-        deadline = current_deadline.get()
+        deadline = active_deadline()
         if deadline is not None:
             left = deadline - _clock.monotonic()
             if state.upcoming_sleep >= left:
@@ -194,7 +195,7 @@ class Retry(Layer):
             if isinstance(exc, CircuitOpenError) and not self.retries_open_circuit:
                 return None
             if isinstance(exc, DeadlineExceeded):
-                enclosing = current_deadline.get()
+                enclosing = active_deadline()
                 if enclosing is not None and exc.deadline >= enclosing:
                     return None  # our own time is up: retrying cannot help
         verdict = self.classifier(outcome)
@@ -371,8 +372,11 @@ def retry_on(
         raise TypeError(f"jitter must be True or False, got {jitter!r}")
     if wait is not None and not isinstance(wait, wait_base) and not _takes_one_argument(wait):
         raise TypeError(f"wait must be a tenacity wait strategy (a callable taking a RetryCallState), got {wait!r}")
-    if on_retry is not None and not callable(on_retry):
-        raise TypeError(f"on_retry must be a callable taking a RetryEvent, got {on_retry!r}")
+    if on_retry is not None and (not callable(on_retry) or inspect.iscoroutinefunction(on_retry)):
+        raise TypeError(
+            f"on_retry must be a plain (not async) callable taking a RetryEvent; it runs between attempts, "
+            f"got {on_retry!r}"
+        )
     classifier: Classifier | None = to_classifier(on) if on else None
     if result is not None:
         by_result = on_result(result)
@@ -384,7 +388,7 @@ def retry_on(
             if jitter
             else tenacity.wait_exponential(multiplier=wait_initial, max=wait_max)
         )
-    names_open_circuit = any(isinstance(m, type) and issubclass(m, CircuitOpenError) for m in on)
+    names_open_circuit = any(isinstance(m, type) and issubclass(m, pybreaker.CircuitBreakerError) for m in on)
     return Retry(
         classifier=classifier,
         attempts=attempts,

@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import queue
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from resilience import _clock
-from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_deadline, current_record
+from resilience._engine import (
+    Args,
+    DeadlineScope,
+    Kwargs,
+    Layer,
+    active_deadline,
+    call_name,
+    check_seconds,
+    current_deadline,
+    current_record,
+)
 from resilience.errors import DeadlineExceeded
 
 R = TypeVar("R")
 Mode = Literal["thread", "signal", "cooperative"]
 MODES = ("thread", "signal", "cooperative")
+MAX_SECONDS = 365 * 86_400.0  # beyond this, thread waits and itimers overflow
 
 
 class _Job:
@@ -42,53 +53,45 @@ class WorkerPool:
 
     Daemon threads, unlike ``ThreadPoolExecutor``'s, never keep the interpreter from
     exiting while an abandoned call hangs. When every worker is busy, calls queue, and
-    the time they wait counts against their own deadline, so nothing waits forever.
+    the time they wait counts against their own deadline; a call abandoned while still
+    queued leaves the queue at once, with everything it held. So the queue never holds
+    more than the callers currently waiting, and nothing waits forever.
     """
 
     def __init__(self, max_workers: int = 32, idle_seconds: float = 60.0) -> None:
         self.max_workers = max_workers
         self.idle_seconds = idle_seconds
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._jobs: deque[_Job] = deque()
+        self._ready = threading.Condition(threading.Lock())
         self._threads = 0
         self._idle = 0
-        self._queued = 0
         self._abandoned_running = 0
         self._abandoned_total = 0
         self._completed = 0
 
     def submit(self, job: _Job) -> None:
-        with self._lock:
-            self._queued += 1
-            spawn = self._queued > self._idle and self._threads < self.max_workers
+        with self._ready:
+            self._jobs.append(job)
+            spawn = len(self._jobs) > self._idle and self._threads < self.max_workers
             if spawn:
                 self._threads += 1
+            self._ready.notify()
         if spawn:
             threading.Thread(target=self._work, name="resilience-timeout", daemon=True).start()
-        self._jobs.put(job)
 
     def _work(self) -> None:
         while True:
-            with self._lock:
-                self._idle += 1
-            try:
-                job = self._jobs.get(timeout=self.idle_seconds)
-            except queue.Empty:
-                with self._lock:
+            with self._ready:
+                while not self._jobs:
+                    self._idle += 1
+                    notified = self._ready.wait(self.idle_seconds)
                     self._idle -= 1
-                    if self._queued <= self._idle:  # no job is waiting for this thread
-                        self._threads -= 1
+                    if not notified and not self._jobs:
+                        self._threads -= 1  # idle too long: let the thread go
                         return
-                continue
-            with self._lock:
-                self._idle -= 1
-                self._queued -= 1
-                skip = job.state == "abandoned"  # its caller gave up before it started
-                job.state = "finished" if skip else "running"
-                if skip:
-                    self._abandoned_running -= 1
-            if not skip:
-                self._run(job)
+                job = self._jobs.popleft()
+                job.state = "running"
+            self._run(job)
             job.done.set()
 
     def _run(self, job: _Job) -> None:
@@ -97,7 +100,7 @@ class WorkerPool:
         except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
             job.error = exc
         job.finished_at = _clock.monotonic()
-        with self._lock:
+        with self._ready:
             if job.state == "abandoned":
                 self._abandoned_running -= 1
             job.state = "finished"
@@ -105,21 +108,25 @@ class WorkerPool:
 
     def abandon(self, job: _Job) -> bool:
         """Give up on ``job``; False when it finished meanwhile (its result is then used)."""
-        with self._lock:
+        with self._ready:
             if job.state == "finished":
                 return False
-            job.state = "abandoned"
-            self._abandoned_running += 1
+            if job.state == "queued":
+                self._jobs.remove(job)  # never started: it will not run at all
+                job.state = "dropped"
+            else:
+                job.state = "abandoned"
+                self._abandoned_running += 1
             self._abandoned_total += 1
             return True
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
+        with self._ready:
             return {
                 "max_workers": self.max_workers,
                 "workers": self._threads,
                 "busy": self._threads - self._idle,
-                "queued": self._queued,
+                "queued": len(self._jobs),
                 "abandoned": self._abandoned_running,
                 "abandoned_total": self._abandoned_total,
                 "completed": self._completed,
@@ -145,7 +152,7 @@ class Timeout(Layer):
         """Start the clock: (now, deadline, limit), the deadline never past an enclosing one."""
         now = _clock.monotonic()
         own = now + self.seconds
-        outer = current_deadline.get()
+        outer = active_deadline()
         if outer is not None and outer < own:
             return now, outer, outer - now
         return now, own, self.seconds
@@ -163,12 +170,16 @@ class Timeout(Layer):
         start, deadline, limit = self._enter()
         if limit <= 0:
             raise self._expired(fn, start, deadline, limit)
-        token = current_deadline.set(deadline)
+        scope = DeadlineScope(deadline, current_deadline.get())
+        token = current_deadline.set(scope)
         try:
-            if self.mode == "cooperative":
-                return fn(*args, **kwargs)
-            if self.mode == "signal":
-                return self._run_with_alarm(fn, args, kwargs, start, deadline, limit)
+            if self.mode != "thread":
+                try:
+                    if self.mode == "cooperative":
+                        return fn(*args, **kwargs)
+                    return self._run_with_alarm(fn, args, kwargs, start, deadline, limit)
+                finally:
+                    scope.active = False
             job = _Job(fn, args, kwargs)  # copies the context, deadline included
         finally:
             current_deadline.reset(token)
@@ -178,6 +189,8 @@ class Timeout(Layer):
         except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for it now
             pool.abandon(job)
             raise
+        if finished:
+            scope.active = False  # an abandoned worker keeps its (passed) deadline on purpose
         if (not finished and pool.abandon(job)) or job.finished_at > deadline:
             # Abandoned, or finished only after the deadline (a fake clock can make a late
             # job finish before its caller wakes): either way the call ran out of time.
@@ -215,7 +228,8 @@ class Timeout(Layer):
         start, deadline, limit = self._enter()
         if limit <= 0:
             raise self._expired(fn, start, deadline, limit)
-        token = current_deadline.set(deadline)
+        scope = DeadlineScope(deadline, current_deadline.get())
+        token = current_deadline.set(scope)
         try:
             if self.mode == "cooperative":
                 return await fn(*args, **kwargs)
@@ -237,12 +251,17 @@ class Timeout(Layer):
                 if fired and task.uncancel() <= cancelling:
                     raise self._expired(fn, start, deadline, limit) from None
                 raise
+            except BaseException:
+                if fired:  # the callee turned our cancellation into another error: give it back
+                    task.uncancel()
+                raise
             finally:
                 timer.cancel()
             if fired:  # the callee swallowed our cancellation and finished: keep its result
                 task.uncancel()
             return result
         finally:
+            scope.active = False
             current_deadline.reset(token)
 
 
@@ -272,6 +291,8 @@ class _TimeoutFactory:
 
     def __call__(self, seconds: float, *, mode: Mode = "thread") -> Timeout:
         check_seconds("seconds", seconds)
+        if seconds > MAX_SECONDS:
+            raise ValueError(f"seconds must be at most {MAX_SECONDS:.0f} (about a year), got {seconds!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
         return Timeout(float(seconds), mode)

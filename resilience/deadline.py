@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from resilience import _clock
-from resilience._engine import check_seconds, current_deadline
+from resilience._engine import DeadlineScope, active_deadline, check_seconds, current_deadline
 from resilience.errors import DeadlineExceeded
 
 __all__ = ["check", "expires_at", "remaining", "scope"]
@@ -26,18 +26,18 @@ __all__ = ["check", "expires_at", "remaining", "scope"]
 
 def expires_at() -> float | None:
     """The absolute deadline on the resilience clock (monotonic seconds), or None."""
-    return current_deadline.get()
+    return active_deadline()
 
 
 def remaining() -> float | None:
     """Seconds left before the current deadline (may be negative once passed), or None."""
-    deadline = current_deadline.get()
+    deadline = active_deadline()
     return None if deadline is None else deadline - _clock.monotonic()
 
 
 def check(what: str = "call") -> None:
     """Raise :class:`DeadlineExceeded` if the current deadline has passed."""
-    deadline = current_deadline.get()
+    deadline = active_deadline()
     if deadline is not None:
         now = _clock.monotonic()
         if now >= deadline:
@@ -53,10 +53,12 @@ def scope(seconds: float) -> Iterator[float]:
     """
     check_seconds("seconds", seconds)
     now = _clock.monotonic()
-    outer = current_deadline.get()
+    outer = active_deadline()
     deadline = now + seconds if outer is None else min(outer, now + seconds)
-    token = current_deadline.set(deadline)
+    scope_ = DeadlineScope(deadline, current_deadline.get())
+    token = current_deadline.set(scope_)
     try:
         yield deadline
     finally:
+        scope_.active = False
         current_deadline.reset(token)

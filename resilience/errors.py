@@ -64,8 +64,9 @@ def _rebuild_deadline(
 class CircuitOpenError(ResilienceError, pybreaker.CircuitBreakerError):
     """The circuit breaker ``name`` is open (or its half-open trials are taken).
 
-    ``retry_after`` is the number of seconds until the breaker admits a trial call
-    (0.0 when half-open trials are all in flight).
+    ``retry_after`` is the number of seconds until the breaker admits a trial call; while
+    every half-open trial is in flight it is a short suggested wait (1 s, or
+    ``reset_timeout`` if shorter), since those trials decide.
     """
 
     def __init__(self, name: str, retry_after: float) -> None:

@@ -61,6 +61,13 @@ class _Stats:
         self.recent: deque[bool] = deque(maxlen=RECENT_CALLS)
         self.last_failure: dict[str, Any] | None = None
 
+    def clear(self) -> None:
+        with self.lock:
+            fresh = _Stats(self.name)
+            for slot in _Stats.__slots__:
+                if slot not in ("lock", "name"):
+                    setattr(self, slot, getattr(fresh, slot))
+
     def success(self, duration: float, record: CallRecord) -> None:
         with self.lock:
             self.calls += 1
@@ -71,9 +78,15 @@ class _Stats:
                 self._count_retries(record)
 
     def failure(self, duration: float, record: CallRecord, exc: BaseException | None) -> str:
-        """Count a failed call (exc None: a fallback answered it); returns the outcome."""
-        kind = record.error_kind or (error_kind(exc) if exc is not None else "error")
-        outcome = "fallback" if record.fallback else kind
+        """Count a failed call (exc None: a fallback answered it); returns the outcome.
+
+        An exception that reaches the monitor is the outcome, whatever a fallback deeper
+        down did along the way.
+        """
+        if exc is not None:
+            kind = outcome = error_kind(exc)
+        else:
+            kind, outcome = record.error_kind or "error", "fallback"
         with self.lock:
             self.calls += 1
             self.sketch.add(duration)
@@ -143,9 +156,9 @@ class Registry:
         return sorted(self._stats)
 
     def snapshot(self, name: str | None = None) -> dict[str, Any]:
-        """One name's counters, or ``{name: counters}`` for all names when ``name`` is None."""
+        """One name's counters, or ``{name: counters}`` for every name that has seen a call."""
         if name is None:
-            return {n: self._stats[n].snapshot() for n in self.names()}
+            return {n: snap for n in self.names() if (snap := self._stats[n].snapshot())["calls"]}
         if name not in self._stats:
             raise KeyError(f"nothing monitored under {name!r}; known: {self.names()}")
         return self._stats[name].snapshot()
@@ -160,8 +173,7 @@ class Registry:
         ``max_p95`` seconds; or when a breaker of the same name is not closed.
         """
         names: dict[str, Any] = {}
-        for name in self.names():
-            snap = self._stats[name].snapshot()
+        for name, snap in self.snapshot().items():
             reasons = []
             rate = snap["recent_success_rate"]
             if snap["recent_calls"] >= min_calls and rate < min_success_rate:
@@ -192,9 +204,10 @@ class Registry:
         }
 
     def reset(self) -> None:
-        """Forget every name and its counters."""
+        """Zero every name's counters, in place: decorated functions keep reporting here."""
         with self._lock:
-            self._stats.clear()
+            for stats in self._stats.values():
+                stats.clear()
 
 
 default = Registry()

@@ -811,3 +811,85 @@ def test_breaker_opened_elsewhere_counts_its_open_time_from_shared_storage(twin:
     clock.advance(20)
     assert "ok" == twin.run(guarded)
     assert "closed" == rs.circuit.get("shared").state
+
+
+# Regressions found in review
+
+
+def test_hung_half_open_trials_expire_after_reset_timeout(twin: Any, clock: Any) -> None:
+    """A trial still in flight after reset_timeout frees its slot; its late success changes nothing."""
+    dependency = Dependency(twin)
+    guarded = rs.circuit("x", fail_max=1, reset_timeout=30)(dependency.fn)
+    trip(twin, guarded, 1)
+    clock.advance(30)
+
+    async def body() -> None:
+        hung = await start(twin, guarded)
+        with pytest.raises(rs.CircuitOpenError):
+            await call(twin, guarded, "extra")
+        clock.advance(30)
+        assert "fresh" == await call(twin, guarded, "fresh")
+        assert "closed" == rs.circuit.get("x").state
+        assert "ok" == await finish(hung)
+        assert "closed" == rs.circuit.get("x").state
+
+    scenario(body)
+
+
+def test_exclude_classifying_results_keeps_the_failure_count(twin: Any, clock: Any) -> None:
+    """An exclude= over returned values counts them as neither, even with on=None."""
+    dependency = Dependency(twin)
+    guarded = rs.circuit("x", fail_max=2, exclude=on_result(lambda r: r == 404))(dependency.fn)
+    trip(twin, guarded, 1)
+    assert 404 == twin.run(guarded, 404)
+    trip(twin, guarded, 1)
+    assert "open" == rs.circuit.get("x").state
+
+
+def test_call_admitted_just_before_a_transition_is_not_taken_for_a_trial(twin: Any, clock: Any) -> None:
+    """A call that read "closed" while the breaker moved on to half-open does not close it on success."""
+    fired: list[bool] = []
+
+    class RacingStorage(pybreaker.CircuitMemoryStorage):
+        @property  # type: ignore[override]
+        def state(self) -> str:
+            value = super().state
+            if value == "closed" and not fired and breaker_ref:
+                fired.append(True)  # between this read and the call, the breaker opens and half-opens
+                breaker_ref[0].open()
+                clock.advance(30)
+                breaker_ref[0].acquire()  # the real trial takes the only slot
+            return value
+
+        @state.setter
+        def state(self, value: str) -> None:
+            pybreaker.CircuitMemoryStorage.state.fset(self, value)  # type: ignore[attr-defined]
+
+    breaker_ref: list[Any] = []
+    layer = rs.circuit("x", storage=RacingStorage("closed"))
+    breaker_ref.append(layer.breaker)
+    assert "ok" == twin.run(layer(Dependency(twin).fn), "ok")
+    assert "half-open" == layer.breaker.state
+
+
+def test_reset_resets_breakers_that_decorated_functions_hold(twin: Any) -> None:
+    """rs.testing.reset() closes a module-level function's breaker in place; get() still finds it."""
+    guarded = rs.circuit("svc", fail_max=1)(Dependency(twin).fn)
+    trip(twin, guarded, 1)
+    rs.testing.reset()
+    assert "ok" == twin.run(guarded, "ok")
+    assert "closed" == rs.circuit.get("svc").state
+    again = rs.circuit("svc", fail_max=1)
+    assert rs.circuit.get("svc") is again.breaker
+
+
+def test_retry_on_pybreaker_error_retries_an_open_circuit(twin: Any, clock: Any) -> None:
+    """Naming pybreaker.CircuitBreakerError in retry_on asks for open circuits to be retried after retry_after."""
+    dependency = Dependency(twin)
+    guarded = rs.retry_on(pybreaker.CircuitBreakerError, attempts=2)(
+        rs.circuit("x", fail_max=1, reset_timeout=5)(dependency.fn)
+    )
+    breaker = rs.circuit.get("x")
+    breaker.open()
+    assert "ok" == twin.run(guarded, "ok")
+    assert [5.0] == clock.sleeps

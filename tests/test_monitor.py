@@ -284,3 +284,32 @@ def test_memory_per_name_is_bounded(clock: rs.testing.FakeClock) -> None:
     stats = rs.monitor.default.stats("busy")
     assert 100_000 == stats.sketch.count
     assert len(stats.sketch._buckets) <= 1_500
+
+
+# Regressions found in review
+
+
+def test_fallback_inside_a_helper_does_not_relabel_a_failing_call(twin: Any) -> None:
+    """A monitored call that used a fallback deep down and then raised counts its own exception."""
+
+    @rs.fallback(0)
+    def helper() -> int:
+        raise ConnectionError
+
+    def handler() -> int:
+        helper()
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError):
+        twin.run(rs.monitored("handler")(twin.wrap(handler)))
+    assert {"ValueError": 1} == rs.monitor.snapshot("handler")["outcomes"]
+
+
+def test_reset_zeroes_counters_of_decorated_functions_in_place(twin: Any) -> None:
+    """After rs.testing.reset(), a function decorated earlier reports into zeroed counters under its name."""
+    fn = rs.monitored("svc")(twin.wrap(lambda: "ok"))
+    twin.run(fn)
+    rs.testing.reset()
+    assert {} == rs.monitor.snapshot()
+    twin.run(fn)
+    assert 1 == rs.monitor.snapshot("svc")["calls"]

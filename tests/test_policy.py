@@ -276,3 +276,30 @@ def test_non_positive_timeout_rejected(field: str, value: float) -> None:
     """A timeout that is not a finite number > 0 is a ValueError naming the field."""
     with pytest.raises(ValueError, match=field):
         rs.Policy(**{field: value})
+
+
+# Regressions found in review
+
+
+def test_call_with_an_async_function_points_to_acall() -> None:
+    """policy.call(async_fn) is a TypeError pointing to acall, and acall(sync_fn) points to call."""
+    policy = rs.Policy(retry=rs.retry_on(ConnectionError))
+
+    async def async_fn() -> int:
+        return 1
+
+    def sync_fn() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="acall"):
+        policy.call(async_fn)
+    with pytest.raises(TypeError, match=r"policy\.call"):
+        asyncio.run(policy.acall(sync_fn))
+
+
+def test_total_timeout_is_enforced_when_the_attempt_timeout_is_cooperative(twin: Any, clock: Any) -> None:
+    """With a cooperative attempt timeout, the Policy's total timeout still interrupts the call."""
+    policy = rs.Policy(timeout=1.0, attempt_timeout=rs.timeout(5, mode="cooperative"))
+    assert "mode='thread'" in policy.describe().split(" -> ")[0]
+    with pytest.raises(rs.DeadlineExceeded):
+        twin.run(policy(twin.sleeping(3, "late")))

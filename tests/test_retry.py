@@ -834,3 +834,13 @@ def test_decorated_keeps_metadata_and_flavour(twin):
     fn = rs.retry_on(ConnectionError)(twin.wrap(fetch))
     assert "fetch" == fn.__name__
     assert twin.is_async == asyncio.iscoroutinefunction(fn)
+
+
+def test_async_on_retry_hook_is_rejected() -> None:
+    """An async on_retry hook (which would never be awaited) is a TypeError naming on_retry."""
+
+    async def hook(event: rs.RetryEvent) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="on_retry"):
+        rs.retry_on(ConnectionError, on_retry=hook)

@@ -524,3 +524,69 @@ def test_completed_calls_are_counted(clock):
     fn()
 
     assert before + 2 == rs.timeout.stats()["completed"]
+
+
+# Regressions found in review
+
+
+def test_async_timeout_gives_back_its_cancellation_when_the_callee_raises_another_error(clock: Any) -> None:
+    """A callee that turns our cancellation into another error leaves the task's cancel count at zero."""
+
+    @rs.timeout(1)
+    async def converts() -> None:
+        try:
+            await clock.asleep(5)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    async def main() -> int:
+        with pytest.raises(RuntimeError):
+            await converts()
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert 0 == asyncio.run(main())
+
+
+def test_deadline_does_not_leak_into_tasks_spawned_during_the_call(clock: Any) -> None:
+    """A task started inside a timed call and still running after it sees no deadline."""
+    seen: list[float | None] = []
+
+    async def background() -> None:
+        await asyncio.sleep(0)
+        seen.append(rs.deadline.remaining())
+
+    @rs.timeout(1)
+    async def spawns() -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(background())
+
+    async def main() -> None:
+        task = await spawns()
+        await task
+
+    asyncio.run(main())
+    assert [None] == seen
+
+
+def test_timeout_beyond_a_year_is_rejected() -> None:
+    """seconds above a year fail at decoration time, not with an OverflowError at call time."""
+    with pytest.raises(ValueError, match="seconds"):
+        rs.timeout(1e10)
+
+
+def test_abandoned_queued_job_leaves_the_queue() -> None:
+    """A job given up while still queued is removed from the pool's queue with what it held."""
+    from resilience import _timeout
+
+    pool = _timeout.WorkerPool(max_workers=1)
+    release = threading.Event()
+    blocker = _timeout._Job(release.wait, (5,), {})
+    pool.submit(blocker)
+    queued = _timeout._Job(lambda: "never", (), {})
+    pool.submit(queued)
+    assert 1 == pool.stats()["queued"]
+    assert pool.abandon(queued)
+    assert (0, "dropped") == (pool.stats()["queued"], queued.state)
+    release.set()
+    assert blocker.done.wait(5)
