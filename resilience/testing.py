@@ -1,8 +1,9 @@
 """Helpers for testing code that uses resilience: instant waits, a fake clock, resets.
 
 ``no_wait()`` makes every wait resilience does instant and records it; time still
-appears to pass, so deadlines, Retry-After and breaker open periods behave as in
-production::
+appears to pass by the waited amount, so deadlines, Retry-After and breaker open periods
+behave as in production (only resilience's own waits move fake time; code that blocks for
+real is not interrupted by a fake deadline)::
 
     def test_retries_then_succeeds():
         with rs.testing.no_wait() as clock:
@@ -78,6 +79,9 @@ def no_wait() -> Iterator[FakeClock]:
 
 
 def reset() -> None:
-    """Forget every registered breaker and every monitored name (call it between tests)."""
+    """Reset every breaker and zero every monitored name, in place (call it between tests).
+
+    Functions decorated at import time keep working with fresh state.
+    """
     circuit.clear()
     monitor.default.reset()
