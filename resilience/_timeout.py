@@ -44,7 +44,8 @@ class _Job:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
-        self.state = "queued"  # -> running -> finished; "abandoned" while nobody waits for it
+        # queued -> running -> finished; or "abandoned" (running, nobody waits) / "dropped" (never ran)
+        self.state = "queued"
         self.finished_at = float("-inf")
 
 
@@ -189,9 +190,10 @@ class Timeout(Layer):
         except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for it now
             pool.abandon(job)
             raise
-        if finished:
+        abandoned = not finished and pool.abandon(job)
+        if not abandoned:
             scope.active = False  # an abandoned worker keeps its (passed) deadline on purpose
-        if (not finished and pool.abandon(job)) or job.finished_at > deadline:
+        if abandoned or job.finished_at > deadline:
             # Abandoned, or finished only after the deadline (a fake clock can make a late
             # job finish before its caller wakes): either way the call ran out of time.
             raise self._expired(fn, start, deadline, limit)
