@@ -7,10 +7,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from resilience._budget import RetryBudget
+from resilience._bulkhead import BulkheadLayer
 from resilience._circuit import Circuit
 from resilience._engine import Layer, call_name, check_seconds, decorate, is_async_callable
 from resilience._fallback import Fallback
-from resilience._retry import Retry
+from resilience._hedge import Hedge
+from resilience._rate_limit import RateLimit
+from resilience._retry import BudgetedRetry, Retry, with_budget
 from resilience._timeout import Timeout
 from resilience.monitor import Monitored, monitored
 
@@ -20,19 +24,28 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Policy:
-    """Timeouts, retries, a breaker, a fallback and monitoring for one dependency.
+    """Timeouts, retries, a breaker, overload protection, a fallback and monitoring for
+    one dependency.
 
     Applied in the canonical order, outermost first::
 
-        monitored(fallback(total timeout(retry(circuit(attempt timeout(fn))))))
+        monitored(fallback(total timeout(retry[budget](hedge(rate_limit(bulkhead(
+            circuit(attempt timeout(fn)))))))))
 
     so the breaker sees every attempt, the total deadline bounds all retries and their
-    waits, and the monitor sees one logical call. Fields: ``timeout`` (total seconds, or
-    an ``rs.timeout`` layer), ``attempt_timeout`` (per attempt), ``retry``
-    (``rs.retry_on``), ``circuit`` (``rs.circuit``), ``monitor`` (a name, or
-    ``rs.monitored``), ``fallback`` (``rs.fallback``). A float total ``timeout`` uses a
-    worker thread only when there is no ``attempt_timeout``; otherwise it is
-    cooperative: retries stop at it and each attempt's timeout is clipped to it.
+    waits (for a token or a slot too), the monitor sees one logical call, and every
+    attempt that may reach the dependency -- a retry or a hedged extra -- takes a token
+    and a slot. Rejections by the rate limit and the bulkhead happen outside the breaker,
+    so they never count as the dependency's failures.
+
+    Fields: ``timeout`` (total seconds, or an ``rs.timeout`` layer), ``attempt_timeout``
+    (per attempt), ``retry`` (``rs.retry_on``), ``circuit`` (``rs.circuit``), ``monitor``
+    (a name, or ``rs.monitored``), ``fallback`` (``rs.fallback``), ``bulkhead``
+    (``rs.bulkhead``), ``rate_limit`` (``rs.rate_limit``), ``budget`` (an
+    ``rs.RetryBudget`` for ``retry``'s retries; needs ``retry``) and ``hedge``
+    (``rs.hedge``). A float total ``timeout`` uses a worker thread only when there is no
+    ``attempt_timeout``; otherwise it is cooperative: retries stop at it and each
+    attempt's timeout is clipped to it.
 
     Use it as a decorator, or ``policy.call(fn, *args)`` / ``await policy.acall(fn, *args)``.
     Derive variants with ``dataclasses.replace(policy, timeout=5.0)``.
@@ -49,14 +62,17 @@ class Policy:
     circuit: Circuit | None = None
     monitor: str | Monitored | None = None
     fallback: Fallback | None = None
+    bulkhead: BulkheadLayer | None = None
+    rate_limit: RateLimit | None = None
+    budget: RetryBudget | None = None
+    hedge: Hedge | None = None
     _layers: tuple[Layer, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, kind in (("retry", Retry), ("circuit", Circuit), ("fallback", Fallback)):
+        for name, kind, factory in _FIELDS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
-                factory = {"retry": "rs.retry_on(...)", "circuit": "rs.circuit(...)", "fallback": "rs.fallback(...)"}
-                raise TypeError(f"Policy {name}= takes {factory[name]}, got {value!r}")
+                raise TypeError(f"Policy {name}= takes {factory}, got {value!r}")
         if self.monitor is not None and not isinstance(self.monitor, (str, Monitored)):
             raise TypeError(f"Policy monitor= takes a name or rs.monitored(...), got {self.monitor!r}")
         attempt = _timeout_layer("attempt_timeout", self.attempt_timeout, "attempt", "thread")
@@ -65,7 +81,28 @@ class Policy:
         enforced = attempt is not None and attempt.mode != "cooperative"
         total = _timeout_layer("timeout", self.timeout, "total", "cooperative" if enforced else "thread")
         monitor = monitored(self.monitor) if isinstance(self.monitor, str) else self.monitor
-        layers = (monitor, self.fallback, total, self.retry, self.circuit, attempt)
+        retry = self.retry
+        if self.budget is not None:
+            if retry is None:
+                raise ValueError("Policy budget= limits retries: it needs retry= as well")
+            if isinstance(retry, BudgetedRetry):
+                if retry.budget is not self.budget:
+                    raise ValueError(
+                        "Policy budget= and a retry_on(..., budget=...) of its own disagree; give the budget once"
+                    )
+            else:
+                retry = with_budget(retry, self.budget)
+        layers = (
+            monitor,
+            self.fallback,
+            total,
+            retry,
+            self.hedge,
+            self.rate_limit,
+            self.bulkhead,
+            self.circuit,
+            attempt,
+        )
         object.__setattr__(self, "_layers", tuple(layer for layer in layers if layer is not None))
 
     @property
@@ -99,6 +136,17 @@ class Policy:
         for layer in reversed(self._layers):
             runner = _async_step(layer, runner)
         return await runner(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+_FIELDS: tuple[tuple[str, type, str], ...] = (
+    ("retry", Retry, "rs.retry_on(...)"),
+    ("circuit", Circuit, "rs.circuit(...)"),
+    ("fallback", Fallback, "rs.fallback(...)"),
+    ("bulkhead", BulkheadLayer, "rs.bulkhead(...)"),
+    ("rate_limit", RateLimit, "rs.rate_limit(...)"),
+    ("budget", RetryBudget, "rs.RetryBudget(...)"),
+    ("hedge", Hedge, "rs.hedge(...)"),
+)
 
 
 def _sync_step(layer: Layer, inner: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,6 +6,7 @@ strategies, its state) is built only after a retryable failure.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import sys
@@ -18,10 +19,11 @@ from tenacity import AsyncRetrying, DoAttempt, DoSleep, RetryCallState, Retrying
 from tenacity.wait import wait_base
 
 from resilience import _clock
+from resilience._budget import RetryBudget
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds, current_record
 from resilience._pybreaker import pybreaker
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, on_result, to_classifier
-from resilience.errors import CircuitOpenError, DeadlineExceeded
+from resilience.errors import CircuitOpenError, DeadlineExceeded, RateLimited
 
 R = TypeVar("R")
 logger = logging.getLogger("resilience")
@@ -101,6 +103,11 @@ class _Run:
                 what = "the server asked to wait" if requested is not None else "the next wait is"
                 self.stop_reason = f"{what} {state.upcoming_sleep:.3g} s but the deadline leaves {max(left, 0):.3g} s"
                 return True
+        # Asked last, so that a retry the other rules forbid never spends the budget.
+        budget: RetryBudget | None = getattr(layer, "budget", None)
+        if budget is not None and not budget.withdraw():
+            self.stop_reason = f"the retry budget is spent: {budget!r} allows no retry right now"
+            return True
         return False
 
     def before_sleep(self, state: RetryCallState) -> None:
@@ -202,6 +209,8 @@ class Retry(Layer):
         if verdict is not None and isinstance(exc, CircuitOpenError) and verdict.retryable:
             # An open breaker knows exactly when it admits a trial: wait that long.
             return Verdict(True, True, False, False, "circuit_open", exc.retry_after)
+        if verdict is not None and isinstance(exc, RateLimited) and verdict.retryable:
+            return Verdict(True, True, False, False, "rate_limited", exc.retry_after)  # likewise: a token's ETA
         return verdict
 
     def _first(self, result: Any, exc: BaseException | None) -> Verdict | None:
@@ -314,6 +323,33 @@ class Retry(Layer):
                 return do  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class BudgetedRetry(Retry):
+    """A retry layer whose retries draw on a :class:`RetryBudget` (``retry_on(..., budget=b)``).
+
+    A subclass, so that a retry without a budget does no budget work at all.
+    """
+
+    budget: RetryBudget = dataclasses.field(kw_only=True)
+
+    def __repr__(self) -> str:
+        return f"retry_on({self.label}, attempts={self.attempts}, budget={self.budget!r})"
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        self.budget.deposit()
+        return Retry.run_sync(self, fn, args, kwargs)
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        self.budget.deposit()
+        return await Retry.run_async(self, fn, args, kwargs)
+
+
+def with_budget(retry: Retry, budget: RetryBudget) -> Retry:
+    """``retry`` with its retries drawing on ``budget`` (the Policy's ``budget=`` field)."""
+    fields = {f.name: getattr(retry, f.name) for f in dataclasses.fields(Retry)}
+    return BudgetedRetry(**fields, budget=budget)
+
+
 def _takes_one_argument(fn: object) -> bool:
     if not callable(fn):
         return False
@@ -336,6 +372,7 @@ def retry_on(
     result: Callable[[Any], bool] | None = None,
     max_retry_after: float = 60.0,
     on_retry: Callable[[RetryEvent], object] | None = None,
+    budget: RetryBudget | None = None,
 ) -> Retry:
     """Retry a call that fails with one of ``on`` (or returns a value ``result`` flags).
 
@@ -353,6 +390,9 @@ def retry_on(
     - When retries stop, the last exception is re-raised unchanged with a note saying why;
       a retryable *returned value* that exhausts the attempts is returned as is.
     - Each retry logs one WARNING on logger "resilience" and calls ``on_retry(RetryEvent)``.
+    - ``budget``: an :class:`rs.RetryBudget` shared with other calls; a retry it denies is
+      not made and the failure surfaces with a note saying the budget is spent.
+    - An ``rs.RateLimited`` that ``on`` covers is retried after its ``retry_after``.
 
     >>> import resilience as rs
     >>> @rs.retry_on(ConnectionError, attempts=3, wait_initial=0.2)
@@ -372,6 +412,8 @@ def retry_on(
         raise TypeError(f"jitter must be True or False, got {jitter!r}")
     if wait is not None and not isinstance(wait, wait_base) and not _takes_one_argument(wait):
         raise TypeError(f"wait must be a tenacity wait strategy (a callable taking a RetryCallState), got {wait!r}")
+    if budget is not None and not isinstance(budget, RetryBudget):
+        raise TypeError(f"budget must be an rs.RetryBudget(...), got {budget!r}")
     if on_retry is not None and (not callable(on_retry) or inspect.iscoroutinefunction(on_retry)):
         raise TypeError(
             f"on_retry must be a plain (not async) callable taking a RetryEvent; it runs between attempts, "
@@ -389,7 +431,7 @@ def retry_on(
             else tenacity.wait_exponential(multiplier=wait_initial, max=wait_max)
         )
     names_open_circuit = any(isinstance(m, type) and issubclass(m, pybreaker.CircuitBreakerError) for m in on)
-    return Retry(
+    layer = Retry(
         classifier=classifier,
         attempts=attempts,
         wait_strategy=wait,
@@ -399,3 +441,4 @@ def retry_on(
         checks_results=result is not None or any(isinstance(m, Classifier) for m in on),
         label=", ".join(getattr(m, "__name__", repr(m)) for m in on) + (", result=..." if result else ""),
     )
+    return layer if budget is None else with_budget(layer, budget)

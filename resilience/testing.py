@@ -39,8 +39,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from resilience import _clock, monitor
+from resilience._bulkhead import bulkhead
 from resilience._circuit import circuit
 from resilience._clock import FakeClock
+from resilience._rate_limit import rate_limit
 
 __all__ = ["FakeClock", "fake_clock", "no_wait", "reset"]
 
@@ -79,9 +81,12 @@ def no_wait() -> Iterator[FakeClock]:
 
 
 def reset() -> None:
-    """Reset every breaker and zero every monitored name, in place (call it between tests).
+    """Reset every breaker and zero every monitored name, in place, and forget bulkheads and
+    rate limits (call it between tests).
 
     Functions decorated at import time keep working with fresh state.
     """
     circuit.clear()
+    bulkhead.clear()
+    rate_limit.clear()
     monitor.default.reset()

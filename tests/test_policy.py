@@ -303,3 +303,158 @@ def test_total_timeout_is_enforced_when_the_attempt_timeout_is_cooperative(twin:
     assert "mode='thread'" in policy.describe().split(" -> ")[0]
     with pytest.raises(rs.DeadlineExceeded):
         twin.run(policy(twin.sleeping(3, "late")))
+
+
+# Overload protection: bulkhead, rate limit, retry budget and hedge in the canonical order
+
+
+def overload_policy() -> rs.Policy:
+    """A policy with every field set, overload protection included."""
+    return rs.Policy(
+        timeout=10.0,
+        attempt_timeout=4.0,
+        retry=rs.retry_on(ConnectionError, attempts=3),
+        circuit=rs.circuit("users", fail_max=5),
+        monitor="users",
+        fallback=rs.fallback("cached"),
+        bulkhead=rs.bulkhead(4, name="users"),
+        rate_limit=rs.rate_limit(10, name="users"),
+        budget=rs.RetryBudget(ratio=0.2),
+        hedge=rs.hedge(0.5),
+    )
+
+
+def test_describe_shows_the_full_canonical_order() -> None:
+    """monitored, fallback, total, retry (+budget), hedge, rate_limit, bulkhead, circuit, attempt timeout."""
+    assert (
+        "monitored('users') -> fallback('cached') -> timeout(10 s total, mode='cooperative') -> "
+        "retry_on(ConnectionError, attempts=3, budget=RetryBudget(ratio=0.2, min_per_second=1, window=10)) -> "
+        "hedge(delay=0.5 s, max_extra=1) -> rate_limit('users', 10/1 s, burst=10, wait=False) -> "
+        "bulkhead('users', max_concurrent=4) -> circuit('users', fail_max=5) -> "
+        "timeout(4 s attempt, mode='thread') -> fn"
+    ) == overload_policy().describe()
+
+
+def test_full_policy_runs(twin: Any) -> None:
+    """A call goes through every layer and is counted by each."""
+    rs.bulkhead.clear()
+    rs.rate_limit.clear()
+    policy = overload_policy()
+    assert 5 == twin.run(policy(twin.wrap(add)), 2, 3)
+    assert (1, 1, 1) == (
+        rs.bulkhead.get("users").stats()["admitted"],
+        rs.rate_limit.get("users").stats()["admitted"],
+        policy.budget.stats()["first_attempts"],  # type: ignore[union-attr]
+    )
+
+
+def test_budget_applies_to_the_policy_retry(twin: Any, clock: rs.testing.FakeClock) -> None:
+    """budget= limits the retry's retries: with no retries allowed, one attempt reaches the dependency."""
+    budget = rs.RetryBudget(ratio=0.0, min_per_second=0.0)
+    policy = rs.Policy(retry=rs.retry_on(ConnectionError, attempts=3, wait_initial=0), budget=budget)
+    fn = policy(scripted(twin, [ConnectionError("a"), ConnectionError("b")]))
+    with pytest.raises(ConnectionError, match="a") as excinfo:
+        twin.run(fn)
+    assert "retry budget is spent" in excinfo.value.__notes__[0]
+    assert (1, 1) == (budget.stats()["first_attempts"], budget.stats()["denied"])
+
+
+def test_budget_without_retry_is_an_error() -> None:
+    """budget= without retry= is a ValueError naming both."""
+    with pytest.raises(ValueError, match=r"budget=.*retry="):
+        rs.Policy(budget=rs.RetryBudget())
+
+
+def test_two_different_budgets_are_an_error() -> None:
+    """A retry_on with a budget of its own and another budget= disagree: ValueError."""
+    retry = rs.retry_on(ConnectionError, budget=rs.RetryBudget())
+    with pytest.raises(ValueError, match="budget"):
+        rs.Policy(retry=retry, budget=rs.RetryBudget())
+    budget = rs.RetryBudget()
+    same = rs.Policy(retry=rs.retry_on(ConnectionError, budget=budget), budget=budget)
+    assert "budget=RetryBudget" in same.describe()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("bulkhead", 4), ("rate_limit", 10.0), ("budget", 0.2), ("hedge", 0.05)],
+)
+def test_bad_overload_field_type_rejected(field: str, value: Any) -> None:
+    """A new field of the wrong type is a TypeError naming the field."""
+    with pytest.raises(TypeError, match=field):
+        rs.Policy(**{field: value})
+
+
+def test_every_retry_takes_a_rate_limit_token(twin: Any, clock: rs.testing.FakeClock) -> None:
+    """Retries sit outside the rate limit: with 2 tokens, the third attempt is refused and not retried."""
+    rs.rate_limit.clear()
+    reached: list[int] = []
+
+    def down() -> None:
+        reached.append(1)
+        raise ConnectionError("down")
+
+    policy = rs.Policy(
+        retry=rs.retry_on(ConnectionError, attempts=3, wait_initial=0),
+        rate_limit=rs.rate_limit(1, per=60.0, burst=2, name="api"),
+    )
+    with pytest.raises(rs.RateLimited):
+        twin.run(policy(twin.wrap(down)))
+    assert 2 == len(reached)
+
+
+def test_local_rejections_never_count_on_the_breaker(twin: Any, clock: rs.testing.FakeClock) -> None:
+    """RateLimited and BulkheadFull happen outside the breaker: a fail_max=1 breaker stays closed."""
+    rs.rate_limit.clear()
+    rs.bulkhead.clear()
+    policy = rs.Policy(
+        circuit=rs.circuit("api", fail_max=1),
+        rate_limit=rs.rate_limit(1, per=60.0, burst=1, name="api"),
+    )
+    fn = policy(twin.wrap(add))
+    assert 1 == twin.run(fn, 1)
+    with pytest.raises(rs.RateLimited):
+        twin.run(fn, 1)
+    bulkheaded = rs.Policy(circuit=rs.circuit("api", fail_max=1), bulkhead=rs.bulkhead(1, name="api"))
+    rs.bulkhead.get("api").acquire_sync()
+    with pytest.raises(rs.BulkheadFull):
+        twin.run(bulkheaded(twin.wrap(add)), 1)
+    rs.bulkhead.get("api").release()
+    assert ("closed", 0) == (rs.circuit.get("api").state, rs.circuit.get("api").fail_counter)
+
+
+def test_total_timeout_bounds_the_wait_for_a_token(twin: Any, clock: rs.testing.FakeClock) -> None:
+    """With 1 s left in the total timeout, a token due in 10 s is refused at once, without waiting."""
+    rs.rate_limit.clear()
+    policy = rs.Policy(timeout=1.0, rate_limit=rs.rate_limit(1, per=10.0, burst=1, wait=True, name="api"))
+    fn = policy(twin.wrap(add))
+    assert 1 == twin.run(fn, 1)
+    with pytest.raises(rs.RateLimited, match="deadline"):
+        twin.run(fn, 1)
+    assert [] == clock.sleeps
+
+
+def test_hedged_attempt_needs_a_bulkhead_slot(clock: rs.testing.FakeClock) -> None:
+    """The hedge sits outside the bulkhead: with one slot, the extra attempt is refused and the first one answers."""
+    rs.bulkhead.clear()
+    policy = rs.Policy(hedge=rs.hedge(1.0), bulkhead=rs.bulkhead(1, name="llm"))
+
+    async def main() -> str:
+        release = asyncio.Event()
+
+        @policy
+        async def complete() -> str:
+            await release.wait()
+            return "first"
+
+        task = asyncio.ensure_future(complete())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        clock.advance(1.0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        release.set()
+        return await task
+
+    assert "first" == asyncio.run(main())
+    assert (1, 1) == (rs.bulkhead.get("llm").stats()["admitted"], rs.bulkhead.get("llm").stats()["rejected"])

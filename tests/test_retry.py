@@ -844,3 +844,33 @@ def test_async_on_retry_hook_is_rejected() -> None:
 
     with pytest.raises(TypeError, match="on_retry"):
         rs.retry_on(ConnectionError, on_retry=hook)
+
+
+# --- retry budget and rate limits -----------------------------------------------------------
+
+
+def test_retry_without_a_budget_does_no_budget_work():
+    """retry_on without budget= builds the plain layer: its first attempt does nothing more than before."""
+    assert _retry.Retry is type(rs.retry_on(ConnectionError))
+    assert _retry.BudgetedRetry is type(rs.retry_on(ConnectionError, budget=rs.RetryBudget()))
+
+
+def test_budget_is_asked_only_for_a_retry_that_would_happen(twin, clock):
+    """When the deadline already stops the retry, the budget is neither spent nor counted as denying."""
+    budget = rs.RetryBudget(ratio=0.0, min_per_second=1.0)
+    script = Script(ConnectionError, "ok")
+    fn = rs.timeout(0.1, mode="cooperative")(
+        rs.retry_on(ConnectionError, wait_initial=1.0, jitter=False, budget=budget)(twin.wrap(script))
+    )
+    with pytest.raises(ConnectionError) as excinfo:
+        twin.run(fn)
+    assert "deadline" in notes(excinfo.value)[0]
+    assert (0, 0) == (budget.stats()["allowed"], budget.stats()["denied"])
+
+
+def test_rate_limited_named_in_on_waits_its_retry_after(twin, clock):
+    """An rs.RateLimited that ``on`` covers is retried after its retry_after, not the backoff."""
+    script = Script(rs.RateLimited("api", 3.0), "ok")
+    fn = rs.retry_on(rs.RateLimited, wait_initial=0.1, jitter=False)(twin.wrap(script))
+    assert "ok" == twin.run(fn)
+    assert [3.0] == clock.sleeps

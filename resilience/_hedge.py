@@ -1,0 +1,521 @@
+"""``rs.hedge``: when an idempotent call is slow, send another and take the first success.
+
+Async attempts are tasks of the caller's loop: the losers are cancelled. Sync attempts
+run in a bounded pool of daemon worker threads (this module's own, so hedging never
+competes with ``rs.timeout``'s pool): the losers are abandoned, since Python cannot
+stop a thread, and whatever they return later is closed if it can be (``close()``).
+
+Without a fixed ``delay``, a hedge waits for the ``quantile`` of the latencies its own
+attempts showed recently. An attempt cut short (a cancelled or abandoned loser) counts
+with the time it had run, a lower bound of its latency: the estimate then converges on
+the true quantile instead of drifting down as the slow attempts get cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from resilience import _clock
+from resilience._budget import RetryBudget
+from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
+
+R = TypeVar("R")
+logger = logging.getLogger("resilience")
+WINDOW = 1_000  # recent attempt latencies kept for the quantile
+MIN_SAMPLES = 20  # below this, an adaptive hedge does not hedge yet (it only observes)
+REFRESH = 20  # the quantile is recomputed every this many new samples
+
+
+class _Latencies:
+    """A window of recent attempt latencies and its cached quantile."""
+
+    __slots__ = ("_delay", "_lock", "_samples", "_since", "quantile")
+
+    def __init__(self, quantile: float) -> None:
+        self.quantile = quantile
+        self._samples: deque[float] = deque(maxlen=WINDOW)
+        self._since = 0
+        self._delay: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def delay(self) -> float | None:
+        """The current quantile, or None until ``MIN_SAMPLES`` latencies were seen."""
+        return self._delay
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._samples.append(seconds)
+            self._since += 1
+            if self._since >= REFRESH or (self._delay is None and len(self._samples) >= MIN_SAMPLES):
+                self._since = 0
+                if len(self._samples) >= MIN_SAMPLES:
+                    ordered = sorted(self._samples)
+                    rank = max(math.ceil(self.quantile * len(ordered)) - 1, 0)  # nearest rank
+                    self._delay = ordered[rank]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._samples.clear()
+            self._since = 0
+            self._delay = None
+
+
+class _HedgeState:
+    """Counters and latencies of one hedge layer."""
+
+    __slots__ = ("calls", "denied", "hedged", "latencies", "lock", "won")
+
+    def __init__(self, quantile: float) -> None:
+        self.latencies = _Latencies(quantile)
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.hedged = 0  # extra attempts started
+        self.won = 0  # calls answered by an extra attempt
+        self.denied = 0  # extra attempts the budget refused
+
+    def count(self, field: str) -> None:
+        with self.lock:
+            setattr(self, field, getattr(self, field) + 1)
+
+
+def _discard(result: Any) -> None:
+    """Close a result nobody will see (a losing attempt's response), if it can be closed."""
+    close = getattr(result, "close", None)
+    if close is None or not callable(close) or inspect.iscoroutinefunction(close):
+        return
+    try:
+        outcome = close()
+        if inspect.iscoroutine(outcome):
+            outcome.close()  # an async close() we cannot await here: do not leave it unawaited
+    except Exception:  # closing a loser must never change the winner's outcome
+        logger.exception("hedge: closing a losing attempt's result %r raised; ignored", result)
+
+
+def _all_failed_note(exc: BaseException, name: str, attempts: int) -> None:
+    if attempts > 1:
+        exc.add_note(f"resilience: all {attempts} hedged attempts of {name} failed; this is the first one's error")
+
+
+# --------------------------------------------------------------------------- sync attempts
+
+
+class _Attempt:
+    """One sync attempt handed to a worker thread, with the caller's contextvars."""
+
+    __slots__ = ("args", "context", "ended", "error", "fn", "kwargs", "result", "started", "state", "waker")
+
+    def __init__(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs, waker: threading.Event) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.waker = waker
+        self.context = contextvars.copy_context()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.state = "queued"  # -> running -> finished; "abandoned" / "dropped" once nobody waits
+        self.started = _clock.monotonic()
+        self.ended = math.inf
+
+
+class _Pool:
+    """A bounded pool of daemon threads for sync hedged attempts (idle threads exit)."""
+
+    def __init__(self, max_workers: int = 32, idle_seconds: float = 60.0) -> None:
+        self.max_workers = max_workers
+        self.idle_seconds = idle_seconds
+        self._jobs: deque[_Attempt] = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._threads = 0
+        self._idle = 0
+        self._abandoned = 0
+        self._abandoned_total = 0
+        self._completed = 0
+
+    def submit(self, attempt: _Attempt) -> None:
+        with self._ready:
+            self._jobs.append(attempt)
+            spawn = len(self._jobs) > self._idle and self._threads < self.max_workers
+            if spawn:
+                self._threads += 1
+            self._ready.notify()
+        if spawn:
+            threading.Thread(target=self._work, name="resilience-hedge", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._jobs:
+                    self._idle += 1
+                    notified = self._ready.wait(self.idle_seconds)
+                    self._idle -= 1
+                    if not notified and not self._jobs:
+                        self._threads -= 1
+                        return
+                attempt = self._jobs.popleft()
+                attempt.state = "running"
+            self._run(attempt)
+
+    def _run(self, attempt: _Attempt) -> None:
+        try:
+            attempt.result = attempt.context.run(attempt.fn, *attempt.args, **attempt.kwargs)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
+            attempt.error = exc
+        attempt.ended = _clock.monotonic()
+        with self._ready:
+            abandoned = attempt.state == "abandoned"
+            if abandoned:
+                self._abandoned -= 1
+            attempt.state = "finished"
+            self._completed += 1
+        if abandoned:  # nobody will read it: free what it holds
+            if attempt.error is None:
+                _discard(attempt.result)
+            attempt.result = attempt.error = None
+        attempt.waker.set()
+
+    def abandon(self, attempt: _Attempt) -> bool:
+        """Give up on ``attempt``; False when it finished meanwhile."""
+        with self._ready:
+            if attempt.state == "finished":
+                return False
+            if attempt.state == "queued":
+                self._jobs.remove(attempt)
+                attempt.state = "dropped"
+            else:
+                attempt.state = "abandoned"
+                self._abandoned += 1
+            self._abandoned_total += 1
+            return True
+
+    def stats(self) -> dict[str, int]:
+        with self._ready:
+            return {
+                "max_workers": self.max_workers,
+                "workers": self._threads,
+                "busy": self._threads - self._idle,
+                "queued": len(self._jobs),
+                "abandoned": self._abandoned,
+                "abandoned_total": self._abandoned_total,
+                "completed": self._completed,
+            }
+
+
+pool = _Pool()
+
+
+# --------------------------------------------------------------------------- the layer
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Hedge(Layer):
+    """A hedging layer; build it with :func:`rs.hedge`."""
+
+    delay: float | None
+    max_extra: int
+    quantile: float
+    budget: RetryBudget
+    state: _HedgeState
+
+    def __repr__(self) -> str:
+        delay = f"p{self.quantile * 100:g}" if self.delay is None else f"{self.delay:g} s"
+        return f"hedge(delay={delay}, max_extra={self.max_extra})"
+
+    def current_delay(self) -> float | None:
+        """Seconds a call waits before hedging now (None: still learning the latencies)."""
+        return self.delay if self.delay is not None else self.state.latencies.delay
+
+    def stats(self) -> dict[str, Any]:
+        """calls, hedged (extra attempts started), won (calls an extra attempt answered),
+        denied (extra attempts the budget refused) and the current delay."""
+        state = self.state
+        with state.lock:
+            return {
+                "calls": state.calls,
+                "hedged": state.hedged,
+                "won": state.won,
+                "denied": state.denied,
+                "delay": self.current_delay(),
+            }
+
+    def reset(self) -> None:
+        """Zero the counters and forget the latencies."""
+        with self.state.lock:
+            self.state.calls = self.state.hedged = self.state.won = self.state.denied = 0
+        self.state.latencies.clear()
+
+    def _may_hedge(self) -> bool:
+        """Whether one more attempt may start now: the deadline allows it and so does the budget."""
+        deadline = active_deadline()
+        if deadline is not None and _clock.monotonic() >= deadline:
+            return False
+        if self.budget.withdraw():
+            self.state.count("hedged")
+            return True
+        self.state.count("denied")
+        return False
+
+    # sync: every attempt in a worker thread, the caller waits for the first success
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        self.budget.deposit()
+        self.state.count("calls")
+        delay = self.current_delay()
+        if delay is None:
+            return self._observed_sync(fn, args, kwargs)
+        latencies = self.state.latencies
+        waker = threading.Event()
+        attempts = [_Attempt(fn, args, kwargs, waker)]
+        pool.submit(attempts[0])
+        next_at = attempts[0].started + delay
+        hedging, due = True, False
+        try:
+            while True:
+                waker.clear()
+                finished = [a for a in attempts if a.state == "finished"]
+                winner = next((a for a in finished if a.error is None), None)
+                if winner is not None:
+                    latencies.add(winner.ended - winner.started)
+                    if winner is not attempts[0]:
+                        self.state.count("won")
+                    self._abandon_sync(attempts, winner)
+                    return winner.result  # type: ignore[no-any-return]
+                if len(finished) == len(attempts):
+                    break  # every attempt failed: failures are retry's job, not hedging's
+                hedging = hedging and len(attempts) <= self.max_extra
+                now = _clock.monotonic()
+                if hedging and (due or now >= next_at):
+                    due = False
+                    if self._may_hedge():
+                        attempts.append(_Attempt(fn, args, kwargs, waker))
+                        pool.submit(attempts[-1])
+                        next_at = now + delay
+                    else:
+                        hedging = False
+                elif hedging:
+                    due = not _clock.current.wait(waker, next_at - now)
+                else:
+                    waker.wait()
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for them now
+            self._abandon_sync(attempts, None)
+            raise
+        error = attempts[0].error
+        assert error is not None
+        for attempt in attempts:
+            attempt.error = None  # no cycle through the tracebacks
+        _all_failed_note(error, call_name(fn), len(attempts))
+        raise error
+
+    def _abandon_sync(self, attempts: list[_Attempt], winner: _Attempt | None) -> None:
+        now = _clock.monotonic()
+        for attempt in attempts:
+            if attempt is winner:
+                continue
+            if pool.abandon(attempt):
+                if attempt.state == "abandoned":
+                    self.state.latencies.add(now - attempt.started)  # ran at least this long
+            elif attempt.error is None and winner is not None:
+                _discard(attempt.result)  # a second success: the caller gets the first one only
+            attempt.error = None
+
+    def _observed_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        start = _clock.monotonic()
+        result = fn(*args, **kwargs)
+        self.state.latencies.add(_clock.monotonic() - start)
+        return result
+
+    # async: every attempt a task of the caller's loop, the losers cancelled
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        self.budget.deposit()
+        self.state.count("calls")
+        delay = self.current_delay()
+        if delay is None:
+            start = _clock.monotonic()
+            result = await fn(*args, **kwargs)
+            self.state.latencies.add(_clock.monotonic() - start)
+            return result
+        return await _AsyncRace(self, fn, args, kwargs, delay).run()  # type: ignore[no-any-return]
+
+
+_background: set[asyncio.Future[Any]] = set()  # losing tasks, kept alive until their cancellation ends
+
+
+def _settle(task: asyncio.Future[Any]) -> None:
+    """A loser ended: retrieve its outcome (no "never retrieved" warning) and close a result."""
+    _background.discard(task)
+    if task.cancelled():
+        return
+    if task.exception() is None:
+        _discard(task.result())
+
+
+class _AsyncRace:
+    """The attempts of one async hedged call."""
+
+    def __init__(
+        self, layer: Hedge, fn: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs, delay: float
+    ) -> None:
+        self.layer = layer
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.delay = delay
+        self.loop = asyncio.get_running_loop()
+        self.wake: asyncio.Future[None] = self.loop.create_future()
+        self.due = False  # set by the timer: loop and clock readings may disagree by a hair
+        self.tasks: list[asyncio.Future[Any]] = []
+        self.started: list[float] = []
+        self.ended: list[float] = []
+
+    def poke(self, _: object = None) -> None:
+        if not self.wake.done():
+            self.wake.set_result(None)
+
+    def hedge_due(self) -> None:
+        # A fake clock fires timers in whichever thread advances it.
+        self.due = True
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self.poke)
+
+    def launch(self) -> None:
+        index = len(self.tasks)
+        task = asyncio.ensure_future(self.fn(*self.args, **self.kwargs))
+        self.tasks.append(task)
+        self.started.append(_clock.monotonic())
+        self.ended.append(math.inf)
+
+        def done(_: object) -> None:
+            self.ended[index] = _clock.monotonic()
+            self.poke()
+
+        task.add_done_callback(done)
+
+    async def run(self) -> Any:
+        layer, delay = self.layer, self.delay
+        self.launch()
+        timer = _clock.current.call_later(delay, self.hedge_due)
+        winner: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                await self.wake
+                self.wake = self.loop.create_future()
+                done = [task for task in self.tasks if task.done()]
+                winner = next((t for t in done if not t.cancelled() and t.exception() is None), None)
+                if winner is not None:
+                    index = self.tasks.index(winner)
+                    layer.state.latencies.add(self.ended[index] - self.started[index])
+                    if index:
+                        layer.state.count("won")
+                    return winner.result()
+                if len(done) == len(self.tasks):
+                    break  # every attempt failed: failures are retry's job, not hedging's
+                if self.due:
+                    self.due = False
+                    if len(self.tasks) <= layer.max_extra and layer._may_hedge():
+                        self.launch()
+                        timer = _clock.current.call_later(delay, self.hedge_due)
+        finally:
+            timer.cancel()
+            self._cancel_losers(winner)
+        errors = [task.exception() for task in self.tasks if not task.cancelled()]
+        error = next((e for e in errors if e is not None), None)
+        if error is None:  # cancelled by someone else, every one of them: so are we
+            raise asyncio.CancelledError
+        _all_failed_note(error, call_name(self.fn), len(self.tasks))
+        raise error
+
+    def _cancel_losers(self, winner: asyncio.Future[Any] | None) -> None:
+        now = _clock.monotonic()
+        for index, task in enumerate(self.tasks):
+            if task is winner:
+                continue
+            if task.done():
+                _settle(task)
+                continue
+            task.cancel()
+            self.layer.state.latencies.add(now - self.started[index])  # ran at least this long
+            _background.add(task)
+            task.add_done_callback(_settle)
+
+
+class _HedgeFactory:
+    """``rs.hedge(delay=None, *, max_extra=1, quantile=0.95, budget=None)``: for idempotent
+    calls, start another attempt when the first is slow and return the first success.
+
+    - ``delay``: seconds to wait for an answer before starting one more attempt. ``None``
+      (default): the ``quantile`` of this layer's own recent attempt latencies (it hedges
+      nothing until it has seen 20); so about ``1 - quantile`` of calls are hedged.
+    - ``max_extra``: extra attempts per call at most, each ``delay`` after the previous.
+    - Every extra attempt draws on ``budget`` (an :class:`rs.RetryBudget`; default one of
+      its own allowing 10 % extra attempts plus 1 per second), so a dependency that turns
+      slow for everyone does not get twice the load.
+    - The first success wins. ``async def``: the other attempts are cancelled. ``def``:
+      every attempt runs in a bounded pool of daemon threads (``rs.hedge.stats()``,
+      ``rs.hedge.configure(max_workers=...)``); the losers are abandoned, and a result they
+      return later is closed (its ``close()`` called). A failure does not start an attempt
+      (that is retrying); when every attempt failed, the first attempt's error surfaces.
+    - No attempt starts after the enclosing deadline.
+
+    Put it inside ``retry_on`` and outside ``rate_limit``/``bulkhead``/``circuit``, so that
+    every attempt is counted, limited and judged like any other request (``rs.Policy``
+    does this).
+
+    >>> import resilience as rs
+    >>> @rs.hedge(0.05)
+    ... def lookup(key: str) -> str:
+    ...     return key * 2
+    >>> lookup("ab")
+    'abab'
+    """
+
+    def __call__(
+        self,
+        delay: float | None = None,
+        *,
+        max_extra: int = 1,
+        quantile: float = 0.95,
+        budget: RetryBudget | None = None,
+    ) -> Hedge:
+        if delay is not None:
+            check_seconds("delay", delay, allow_zero=True)
+        if isinstance(max_extra, bool) or not isinstance(max_extra, int):
+            raise TypeError(f"max_extra must be an int >= 1, got {max_extra!r}")
+        if max_extra < 1:
+            raise ValueError(f"max_extra must be an int >= 1, got {max_extra!r}")
+        if isinstance(quantile, bool) or not isinstance(quantile, (int, float)):
+            raise TypeError(f"quantile must be a number between 0 and 1 (exclusive), got {quantile!r}")
+        if not 0 < quantile < 1:
+            raise ValueError(f"quantile must be between 0 and 1 (exclusive), got {quantile!r}")
+        if budget is None:
+            budget = RetryBudget(ratio=0.1, min_per_second=1.0)
+        elif not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget must be an rs.RetryBudget(...) or None, got {budget!r}")
+        return Hedge(
+            None if delay is None else float(delay), max_extra, float(quantile), budget, _HedgeState(float(quantile))
+        )
+
+    def stats(self) -> dict[str, int]:
+        """The worker pool of sync hedged attempts: max_workers, workers, busy, queued,
+        abandoned (still running after losing), abandoned_total, completed."""
+        return pool.stats()
+
+    def configure(self, *, max_workers: int) -> None:
+        """Set the worker pool's bound (default 32 threads)."""
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        pool.max_workers = max_workers
+
+    def __repr__(self) -> str:
+        return "rs.hedge"
+
+
+hedge = _HedgeFactory()

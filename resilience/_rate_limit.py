@@ -1,0 +1,536 @@
+"""``rs.rate_limit``: a token bucket in this process (on the resilience clock) or in Redis.
+
+The bucket holds up to ``burst`` tokens and gains one every ``per / rate`` seconds; each
+call takes one. A caller allowed to wait *reserves* its token (the bucket goes into
+debt) and then sleeps until the token is due, so waiting callers are served in order
+and the rate holds exactly. In Redis the same arithmetic runs as one Lua script on the
+server's own clock (``TIME``), so every process sharing the key sees one atomic bucket.
+redis is imported only when a Redis storage is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from resilience import _clock
+from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
+from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifier
+from resilience.errors import RateLimited
+
+R = TypeVar("R")
+logger = logging.getLogger("resilience")
+EPSILON = 1e-9  # of a token: float sums of elapsed time must not turn "exactly due" into "not yet"
+FOREVER = 1e300  # "wait as long as it takes", as a number a Lua script can read
+KEY_PREFIX = "resilience:rate_limit:"
+
+
+class _Bucket(Protocol):
+    blocking: bool  # True when take() does network I/O (async callers run it in a thread)
+
+    def take(self, max_wait: float) -> tuple[bool, float]:
+        """Take a token: (True, 0) now; (True, w) reserved, due in w s; (False, w) none within max_wait."""
+        ...
+
+    def refund(self) -> None: ...
+    def drain(self, seconds: float) -> None: ...
+    def tokens(self) -> float: ...
+    def refill(self) -> None: ...
+
+
+class _MemoryBucket:
+    """A token bucket in this process, on the resilience clock."""
+
+    blocking = False
+
+    def __init__(self, capacity: float, interval: float) -> None:
+        self.capacity = capacity
+        self.interval = interval
+        self._tokens = capacity
+        self._stamp: float | None = None  # set on first use, on whatever clock is installed then
+        self._lock = threading.Lock()
+
+    def _refill(self) -> float:
+        now = _clock.monotonic()
+        stamp = self._stamp
+        if stamp is None or now < stamp:  # first use, or another clock was installed since
+            self._stamp = now
+        elif now > stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - stamp) / self.interval)
+            self._stamp = now
+        return self._tokens
+
+    def take(self, max_wait: float) -> tuple[bool, float]:
+        with self._lock:
+            tokens = self._refill()
+            if tokens >= 1.0 - EPSILON:
+                self._tokens = tokens - 1.0
+                return True, 0.0
+            wait = (1.0 - tokens) * self.interval
+            if wait <= max_wait:
+                self._tokens = tokens - 1.0
+                return True, wait
+            return False, wait
+
+    def refund(self) -> None:
+        with self._lock:
+            self._tokens = min(self.capacity, self._refill() + 1.0)
+
+    def drain(self, seconds: float) -> None:
+        with self._lock:
+            self._tokens = min(self._refill(), -seconds / self.interval)
+
+    def tokens(self) -> float:
+        with self._lock:
+            return self._refill()
+
+    def refill(self) -> None:
+        with self._lock:
+            self._tokens = self.capacity
+            self._stamp = None
+
+
+# KEYS[1]: the bucket (a hash: tokens, stamp). ARGV: capacity, interval, cost, max_wait, drain.
+# cost > 0 takes (or reserves within max_wait); cost <= 0 gives back; drain >= 0 empties the
+# bucket for that many seconds. Numbers travel as strings: Lua numbers become integer replies.
+_LUA = """
+local capacity = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local drain = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1])
+local stamp = tonumber(state[2])
+if tokens == nil or stamp == nil then
+  tokens = capacity
+  stamp = now
+end
+if now > stamp then
+  tokens = math.min(capacity, tokens + (now - stamp) / interval)
+  stamp = now
+end
+local granted = 1
+local wait = 0
+if drain >= 0 then
+  tokens = math.min(tokens, -drain / interval)
+elseif cost <= 0 then
+  tokens = math.min(capacity, tokens - cost)
+elseif tokens >= cost - 1e-9 then
+  tokens = tokens - cost
+else
+  wait = (cost - tokens) * interval
+  if wait <= max_wait then
+    tokens = tokens - cost
+  else
+    granted = 0
+  end
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'stamp', string.format('%.17g', stamp))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * interval * 1000) + 1000)
+return {granted, string.format('%.17g', wait), string.format('%.17g', tokens)}
+"""
+
+
+class _RedisBucket:
+    """A token bucket in Redis: one Lua script per operation, timed by the server's clock."""
+
+    blocking = True
+
+    def __init__(self, client: Any, key: str, capacity: float, interval: float) -> None:
+        self.client = client
+        self.key = key
+        self.capacity = capacity
+        self.interval = interval
+        self._script = client.register_script(_LUA)
+
+    def _run(self, cost: float, max_wait: float = 0.0, drain: float = -1.0) -> tuple[bool, float, float]:
+        granted, wait, tokens = self._script(
+            keys=[self.key], args=[repr(self.capacity), repr(self.interval), repr(cost), repr(max_wait), repr(drain)]
+        )
+        return int(granted) == 1, float(wait), float(tokens)
+
+    def take(self, max_wait: float) -> tuple[bool, float]:
+        granted, wait, _ = self._run(1.0, min(max_wait, FOREVER))
+        return granted, wait
+
+    def refund(self) -> None:
+        self._run(-1.0)
+
+    def drain(self, seconds: float) -> None:
+        self._run(0.0, drain=seconds)
+
+    def tokens(self) -> float:
+        return self._run(0.0)[2]
+
+    def refill(self) -> None:
+        """Left alone: other processes share this bucket."""
+
+
+def _redis_client(storage: object) -> Any:
+    """A redis client for a ``redis://`` URL (redis imported only now), or the client given."""
+    if not isinstance(storage, str):
+        return storage
+    try:
+        import redis  # optional: imported only when a Redis storage is configured
+    except ImportError as exc:
+        raise ImportError(
+            "rate_limit(storage='redis://...') needs the redis package: pip install 'resilience[redis]'"
+        ) from exc
+    return redis.Redis.from_url(storage, socket_timeout=5.0, socket_connect_timeout=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConfig:
+    """A rate limit's configuration (compared when two sites declare the same name)."""
+
+    rate: float
+    per: float = 1.0
+    burst: float = 1.0
+    wait: float = 0.0  # seconds a caller may wait for a token: 0 never, FOREVER as long as it takes
+    storage: str = "memory"
+
+
+class Limiter:
+    """The shared state of one rate limit; get a named one with ``rs.rate_limit.get(name)``.
+
+    ``drain(seconds)`` empties the bucket (a 429 from the dependency: back off),
+    ``tokens`` reads it and ``stats()`` counts admitted, waited, limited and drained calls.
+    """
+
+    def __init__(self, name: str, config: LimitConfig, bucket: _Bucket, storage: object = None) -> None:
+        self.name = name
+        self.config = config
+        self._bucket = bucket
+        self._storage = storage
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._waited = 0
+        self._limited = 0
+        self._drained = 0
+
+    def __repr__(self) -> str:
+        return f"<Limiter {self.name!r} {self.config.rate:g}/{self.config.per:g} s burst={self.config.burst:g}>"
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two tokens (``per / rate``)."""
+        return self.config.per / self.config.rate
+
+    @property
+    def tokens(self) -> float:
+        """Tokens in the bucket now (negative while callers hold reservations or after a drain)."""
+        return self._bucket.tokens()
+
+    def drain(self, seconds: float = 0.0) -> None:
+        """Back off: empty the bucket and admit nothing for ``seconds`` more.
+
+        Use it when the dependency says it is overloaded (a 429 and its Retry-After):
+        every process sharing the limit then waits ``seconds``, after which tokens come
+        back at the normal rate, from empty (the next call goes through after
+        ``seconds + per / rate``). ``rs.rate_limit(..., drain_on=...)`` calls it for you.
+        """
+        check_seconds("seconds", seconds, allow_zero=True)
+        self._bucket.drain(float(seconds))
+        with self._lock:
+            self._drained += 1
+
+    def stats(self) -> dict[str, Any]:
+        """A JSON-ready view: name, rate, per, burst, storage, tokens, admitted, waited
+        (admitted after waiting for their token), limited (rejected) and drained."""
+        tokens = self._bucket.tokens()
+        with self._lock:
+            return {
+                "name": self.name,
+                "rate": self.config.rate,
+                "per": self.config.per,
+                "burst": self.config.burst,
+                "storage": self.config.storage,
+                "tokens": round(tokens, 6),
+                "admitted": self._admitted,
+                "waited": self._waited,
+                "limited": self._limited,
+                "drained": self._drained,
+            }
+
+    def reset(self) -> None:
+        """Zero the counters and refill a memory bucket (a Redis bucket, shared with other
+        processes, is left as it is)."""
+        with self._lock:
+            self._admitted = self._waited = self._limited = self._drained = 0
+        self._bucket.refill()
+
+    # admission
+    def _patience(self) -> tuple[float, str]:
+        """How long a caller may wait for a token: ``wait``, cut short by the deadline."""
+        wait = self.config.wait
+        if wait <= 0:
+            return 0.0, ""
+        deadline = active_deadline()
+        if deadline is not None:
+            left = deadline - _clock.monotonic()
+            if left < wait:
+                return max(left, 0.0), f"the deadline leaves {max(left, 0.0):.3g} s"
+        return wait, ""
+
+    def _verdict(self, granted: bool, wait: float, reason: str) -> None:
+        with self._lock:
+            if granted:
+                self._admitted += 1
+                if wait > 0:
+                    self._waited += 1
+                return
+            self._limited += 1
+        raise RateLimited(self.name, wait, reason)
+
+    def acquire_sync(self) -> None:
+        """Take a token, sleeping for a reserved one if allowed; raise RateLimited otherwise."""
+        patience, reason = self._patience()
+        if patience > 0 and asyncio._get_running_loop() is not None:
+            patience, reason = 0.0, "a def call inside a running event loop cannot wait without blocking it"
+        granted, wait = self._bucket.take(patience)
+        self._verdict(granted, wait, reason)
+        if wait > 0:
+            try:
+                _clock.sleep(wait)
+            except BaseException:
+                self._bucket.refund()  # the reserved token goes back to whoever comes next
+                raise
+
+    async def acquire_async(self) -> None:
+        """Take a token, awaiting a reserved one if allowed; raise RateLimited otherwise."""
+        patience, reason = self._patience()
+        bucket = self._bucket
+        if bucket.blocking:
+            granted, wait = await asyncio.to_thread(bucket.take, patience)
+        else:
+            granted, wait = bucket.take(patience)
+        self._verdict(granted, wait, reason)
+        if wait > 0:
+            try:
+                await _clock.asleep(wait)
+            except BaseException:
+                if bucket.blocking:
+                    await asyncio.shield(asyncio.to_thread(bucket.refund))
+                else:
+                    bucket.refund()
+                raise
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RateLimit(Layer):
+    """A rate-limit layer; build it with :func:`rs.rate_limit`. ``limiter`` is its state."""
+
+    limiter: Limiter
+    drain_on: Classifier | None = None
+    anonymous: bool = False
+
+    def __repr__(self) -> str:
+        config = self.limiter.config
+        wait = "True" if config.wait >= FOREVER else f"{config.wait:g}" if config.wait else "False"
+        storage = "" if config.storage == "memory" else ", storage='redis'"
+        return (
+            f"rate_limit({self.limiter.name!r}, {config.rate:g}/{config.per:g} s, burst={config.burst:g}, "
+            f"wait={wait}{storage})"
+        )
+
+    def bind(self, fn: Callable[..., Any]) -> None:
+        if self.anonymous and self.limiter.name == "<anonymous>":
+            self.limiter.name = call_name(fn)
+
+    def _drain_seconds(self, outcome: Outcome) -> float | None:
+        """Seconds to drain for when ``drain_on`` flags the outcome, else None."""
+        assert self.drain_on is not None
+        try:
+            verdict = self.drain_on(outcome)
+        except Exception:  # a classifier that raises must not change the call's outcome
+            logger.exception("rate_limit %r: drain_on classifier raised; ignored", self.limiter.name)
+            return None
+        if verdict is None or not verdict.failed:
+            return None
+        return max(verdict.retry_after or 0.0, 0.0)
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        self.limiter.acquire_sync()
+        if self.drain_on is None:
+            return fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            seconds = self._drain_seconds(Outcome(None, exc))
+            if seconds is not None:
+                self.limiter.drain(seconds)
+            raise
+        seconds = self._drain_seconds(Outcome(result))
+        if seconds is not None:
+            self.limiter.drain(seconds)
+        return result
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        await self.limiter.acquire_async()
+        if self.drain_on is None:
+            return await fn(*args, **kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            seconds = self._drain_seconds(Outcome(None, exc))
+            if seconds is not None:
+                await self._drain_async(seconds)
+            raise
+        seconds = self._drain_seconds(Outcome(result))
+        if seconds is not None:
+            await self._drain_async(seconds)
+        return result
+
+    async def _drain_async(self, seconds: float) -> None:
+        if self.limiter._bucket.blocking:
+            await asyncio.to_thread(self.limiter.drain, seconds)
+        else:
+            self.limiter.drain(seconds)
+
+
+_registry: dict[str, Limiter] = {}
+_registry_lock = threading.Lock()
+_parked: weakref.WeakValueDictionary[str, Limiter] = weakref.WeakValueDictionary()
+
+
+def _check_rate(parameter: str, value: object, minimum: float, strict: bool) -> float:
+    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{parameter} must be a number {bound}, got {value!r}")
+    if not math.isfinite(value) or (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{parameter} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+class _RateLimitFactory:
+    """``rs.rate_limit(rate, per=1.0, *, burst=None, wait=False, name=None, storage=None,
+    drain_on=None)``: at most ``rate`` calls per ``per`` seconds (a token bucket).
+
+    - ``burst``: how many calls may go at once after a quiet spell (the bucket's size;
+      default ``max(1, rate)``). Tokens come back one every ``per / rate`` seconds.
+    - ``wait=False``: a call without a token fails at once with :class:`rs.RateLimited`
+      (``retry_after`` says when a token is due); it never started. ``wait=True``: it
+      waits for its token (callers are served in order), unless the token is not due
+      before the enclosing deadline, in which case it fails at once without waiting.
+      ``wait=2.5``: waits at most 2.5 s. A ``def`` call inside a running event loop
+      never waits (it would block the loop).
+    - ``name``: limits are shared by name (``rs.rate_limit.get(name)`` returns the
+      :class:`Limiter`); ``None`` gives the layer object a bucket of its own.
+    - ``storage="redis://host:6379/0"`` (or a ``redis.Redis`` client) keeps the bucket in
+      Redis under ``resilience:rate_limit:<name>``: every process using the name shares one
+      limit, updated atomically by a Lua script on the Redis server's clock. Needs
+      ``name``. A Redis error propagates (the call does not run).
+    - ``drain_on``: outcomes (exception classes, predicates, classifiers) that mean
+      "slow down", such as a 429: the bucket is drained for the verdict's
+      ``retry_after`` (or just emptied), so the next calls back off. By hand:
+      ``limiter.drain(seconds)``.
+
+    The memory bucket runs on the resilience clock, so a fake clock drives it in tests.
+
+    >>> import resilience as rs
+    >>> @rs.rate_limit(10, per=1.0, name="search-api")
+    ... def search(q: str) -> list[str]:
+    ...     return [q]
+    >>> search("x"), rs.rate_limit.get("search-api").stats()["admitted"]
+    (['x'], 1)
+    """
+
+    def __call__(
+        self,
+        rate: float,
+        per: float = 1.0,
+        *,
+        burst: float | None = None,
+        wait: bool | float = False,
+        name: str | None = None,
+        storage: object = None,
+        drain_on: ClassifierLike | Sequence[ClassifierLike] | None = None,
+    ) -> RateLimit:
+        rate = _check_rate("rate", rate, 0.0, strict=True)
+        check_seconds("per", per)
+        burst = max(1.0, rate) if burst is None else _check_rate("burst", burst, 1.0, strict=False)
+        if isinstance(wait, bool):
+            patience = FOREVER if wait else 0.0
+        else:
+            if not isinstance(wait, (int, float)):
+                raise TypeError(f"wait must be True, False or a number of seconds >= 0, got {wait!r}")
+            check_seconds("wait", wait, allow_zero=True)
+            patience = float(wait)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {name!r}")
+        if name == "":
+            raise ValueError("name must not be empty (None gives the layer a bucket of its own)")
+        if storage is not None:
+            if isinstance(storage, str):
+                if not storage.startswith(("redis://", "rediss://", "unix://")):
+                    raise ValueError(f"storage must be a redis://, rediss:// or unix:// URL, got {storage!r}")
+            elif not hasattr(storage, "register_script"):
+                raise TypeError(f"storage must be a redis:// URL or a redis.Redis client, got {storage!r}")
+            if name is None:
+                raise ValueError("storage= needs name=: the name is the key every process shares")
+        classifier = to_classifier(drain_on, parameter="drain_on") if drain_on not in (None, (), []) else None
+        config = LimitConfig(float(rate), float(per), burst, patience, "memory" if storage is None else "redis")
+        interval = config.per / config.rate
+
+        def build(limiter_name: str) -> Limiter:
+            bucket: _Bucket
+            if storage is None:
+                bucket = _MemoryBucket(burst, interval)
+            else:
+                bucket = _RedisBucket(_redis_client(storage), KEY_PREFIX + limiter_name, burst, interval)
+            return Limiter(limiter_name, config, bucket, storage)
+
+        if name is None:
+            return RateLimit(build("<anonymous>"), classifier, anonymous=True)
+        with _registry_lock:
+            limiter = _registry.get(name)
+            if limiter is None:
+                parked = _parked.pop(name, None)
+                same = parked is not None and parked.config == config and parked._storage == storage
+                limiter = parked if same and parked is not None else build(name)
+                _registry[name] = limiter
+            elif limiter.config != config or (storage is not None and limiter._storage != storage):
+                raise ValueError(
+                    f"rate_limit {name!r} already exists with {limiter.config}; a second declaration "
+                    f"must match it (got {config}) or use rs.rate_limit.get({name!r})"
+                )
+        return RateLimit(limiter, classifier)
+
+    def get(self, name: str) -> Limiter:
+        """The limiter registered under ``name`` (KeyError if none)."""
+        limiter = _registry.get(name) or _parked.get(name)
+        if limiter is None:
+            raise KeyError(f"no rate_limit named {name!r}; known: {sorted(_registry)}")
+        return limiter
+
+    def names(self) -> list[str]:
+        """Names of every registered limiter."""
+        return sorted(_registry)
+
+    def clear(self) -> None:
+        """Zero every limiter's counters and free their names (tests).
+
+        Functions decorated earlier keep their limiter (still found by ``get``); a new
+        declaration of the name, with any configuration, starts a new bucket.
+        """
+        with _registry_lock:
+            limiters = list(_registry.items())
+            _registry.clear()
+        for name, limiter in limiters:
+            limiter.reset()
+            _parked[name] = limiter
+
+    def __repr__(self) -> str:
+        return "rs.rate_limit"
+
+
+rate_limit = _RateLimitFactory()

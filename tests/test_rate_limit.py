@@ -1,0 +1,406 @@
+"""``rs.rate_limit``: a token bucket on the resilience clock: exact admissions, waits, drains."""
+
+# House style reads `assert expected == actual`; ruff's SIM300 calls that a Yoda condition.
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import resilience as rs
+from resilience.classify import Classifier, Outcome, Verdict, on_result
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits() -> Iterator[None]:
+    """Every test starts with no named rate limits."""
+    rs.rate_limit.clear()
+    yield
+    rs.rate_limit.clear()
+
+
+def attempt(twin: Any, fn: Callable[..., Any], calls: int, step: float, clock: Any) -> list[Any]:
+    """Call ``fn`` ``calls`` times, ``step`` fake seconds apart; each outcome is the value or the exception."""
+
+    def outcome_of(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except rs.RateLimited as exc:
+            return exc
+
+    if twin.is_async:
+
+        async def main() -> list[Any]:
+            outcomes = []
+            for _ in range(calls):
+                try:
+                    outcomes.append(await fn())
+                except rs.RateLimited as exc:
+                    outcomes.append(exc)
+                clock.advance(step)
+            return outcomes
+
+        return asyncio.run(main())
+    outcomes = []
+    for _ in range(calls):
+        outcomes.append(outcome_of(fn))
+        clock.advance(step)
+    return outcomes
+
+
+def admitted(outcomes: list[Any]) -> int:
+    return sum(not isinstance(o, rs.RateLimited) for o in outcomes)
+
+
+# --- exactness on the fake clock -----------------------------------------------------------
+
+
+def test_burst_then_rejection_with_retry_after(twin, clock):
+    """rate 10/s: a burst of 10 passes at once, the 11th fails with RateLimited(retry_after=0.1 s)."""
+    fn = rs.rate_limit(10, per=1.0, name="api")(twin.wrap(lambda: "ok"))
+    outcomes = attempt(twin, fn, 11, 0.0, clock)
+    assert ["ok"] * 10 == outcomes[:10]
+    error = outcomes[10]
+    assert isinstance(error, rs.RateLimited)
+    assert isinstance(error, rs.ResilienceError)
+    assert ("api", pytest.approx(0.1)) == (error.name, error.retry_after)
+    assert "rate limit 'api' exceeded; next call allowed in 0.1 s" == str(error)
+    stats = rs.rate_limit.get("api").stats()
+    assert (10, 1, 0) == (stats["admitted"], stats["limited"], stats["waited"])
+    assert [] == clock.sleeps
+
+
+def test_admissions_over_time_are_exact(twin, clock):
+    """Calling every 10 ms for 10 s at 10/s with burst 10 admits exactly 10 + 100 calls."""
+    fn = rs.rate_limit(10, per=1.0, name="api")(twin.wrap(lambda: "ok"))
+    outcomes = attempt(twin, fn, 1001, 0.01, clock)
+    assert 110 == admitted(outcomes)
+
+
+def test_per_and_burst(twin, clock):
+    """rate=3 per 60 s with burst=1: one call now, the next one 20 s later, not before."""
+    fn = rs.rate_limit(3, per=60.0, burst=1, name="slow-api")(twin.wrap(lambda: "ok"))
+    outcomes = attempt(twin, fn, 3, 10.0, clock)  # at 0 s, 10 s, 20 s
+    assert ["ok", rs.RateLimited, "ok"] == [o if o == "ok" else type(o) for o in outcomes]
+    assert pytest.approx(10.0) == outcomes[1].retry_after
+
+
+def test_fractional_rates_admit_the_exact_count(twin, clock):
+    """rate 2.5/s with burst 1, one call every 0.1 s for 4 s: 1 + 10 admitted (one every 0.4 s)."""
+    fn = rs.rate_limit(2.5, burst=1, name="api")(twin.wrap(lambda: "ok"))
+    outcomes = attempt(twin, fn, 41, 0.1, clock)
+    assert 11 == admitted(outcomes)
+
+
+def test_wait_true_waits_for_each_token(twin, clock):
+    """With wait=True, calls beyond the burst sleep until their token is due (0.1 s apart at 10/s)."""
+    fn = rs.rate_limit(10, name="api", wait=True)(twin.wrap(lambda: "ok"))
+    start = clock.monotonic()
+    assert ["ok"] * 15 == attempt(twin, fn, 15, 0.0, clock)
+    assert [pytest.approx(0.1)] * 5 == clock.sleeps
+    assert pytest.approx(0.5) == clock.monotonic() - start
+    stats = rs.rate_limit.get("api").stats()
+    assert (15, 5, 0) == (stats["admitted"], stats["waited"], stats["limited"])
+
+
+def test_waiting_callers_reserve_tokens_in_order(clock):
+    """Each caller allowed to wait reserves the next token: waits of 0.1, 0.2, 0.3 s at 10/s."""
+    limiter = rs.rate_limit(10, burst=1, name="api", wait=True).limiter
+    bucket = limiter._bucket
+    assert (True, 0.0) == bucket.take(60.0)
+    waits = [bucket.take(60.0) for _ in range(3)]
+    assert [(True, pytest.approx(0.1)), (True, pytest.approx(0.2)), (True, pytest.approx(0.3))] == waits
+    assert pytest.approx(-3.0) == limiter.tokens
+
+
+def test_wait_never_goes_past_the_deadline(twin, clock):
+    """With wait=True and 0.05 s left, a token due in 0.1 s fails at once, without sleeping."""
+    fn = rs.rate_limit(10, burst=1, name="api", wait=True)(twin.wrap(lambda: "ok"))
+    deadlined = rs.timeout(0.05, mode="cooperative")(fn)
+    outcomes = attempt(twin, deadlined, 2, 0.0, clock)
+    assert "ok" == outcomes[0]
+    assert isinstance(outcomes[1], rs.RateLimited)
+    assert pytest.approx(0.1) == outcomes[1].retry_after
+    assert "deadline" in str(outcomes[1])
+    assert [] == clock.sleeps
+    assert pytest.approx(0.0, abs=1e-9) == rs.rate_limit.get("api").tokens  # nothing was reserved
+
+
+def test_wait_in_seconds_bounds_the_wait(twin, clock):
+    """wait=2.5 waits for a token due within 2.5 s and rejects one due later."""
+    fn = rs.rate_limit(1, per=2.0, burst=1, name="api", wait=2.5)(twin.wrap(lambda: "ok"))
+    slow = rs.rate_limit(1, per=3.0, burst=1, name="slower", wait=2.5)(twin.wrap(lambda: "ok"))
+    assert ["ok", "ok"] == attempt(twin, fn, 2, 0.0, clock)
+    assert [pytest.approx(2.0)] == clock.sleeps
+    outcomes = attempt(twin, slow, 2, 0.0, clock)
+    assert isinstance(outcomes[1], rs.RateLimited)
+    assert pytest.approx(3.0) == outcomes[1].retry_after
+
+
+def test_cancelled_wait_gives_the_token_back(clock):
+    """A task cancelled while waiting for its reserved token returns it to the bucket."""
+    layer = rs.rate_limit(10, burst=1, name="api", wait=True)
+
+    @layer
+    async def call() -> str:
+        return "ok"
+
+    async def main() -> None:
+        await call()  # takes the only token
+        task = asyncio.ensure_future(call())  # reserves the next one and waits for it
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert pytest.approx(1.0) == layer.limiter.tokens
+
+
+def test_def_call_inside_a_running_loop_never_waits(clock):
+    """A sync call with wait=True made inside an event loop is rejected rather than blocking the loop."""
+    fn = rs.rate_limit(10, burst=1, name="api", wait=True)(lambda: "ok")
+
+    async def main() -> Any:
+        fn()
+        try:
+            fn()
+        except rs.RateLimited as exc:
+            return exc
+        return None
+
+    exc = asyncio.run(main())
+    assert isinstance(exc, rs.RateLimited)
+    assert "event loop" in str(exc)
+    assert [] == clock.sleeps
+
+
+def test_bucket_follows_a_newly_installed_clock():
+    """A bucket first used on one clock and then on another (earlier) one neither crashes nor refills."""
+    layer = rs.rate_limit(1, per=10.0, burst=1)
+    fn = layer(lambda: "ok")
+    fn()
+    with rs.testing.fake_clock(start=5.0), pytest.raises(rs.RateLimited):
+        fn()
+
+
+# --- draining (a 429 from the dependency) ----------------------------------------------------
+
+
+def test_drain_makes_the_next_calls_back_off(twin, clock):
+    """limiter.drain(5) at 10/s: nothing passes for 5.1 s, then calls come at the normal rate again."""
+    fn = rs.rate_limit(10, name="api")(twin.wrap(lambda: "ok"))
+    limiter = rs.rate_limit.get("api")
+    limiter.drain(5.0)
+    first = attempt(twin, fn, 1, 5.0, clock)[0]
+    assert isinstance(first, rs.RateLimited)
+    assert pytest.approx(5.1) == first.retry_after
+    clock.advance(0.1)
+    assert ["ok", rs.RateLimited] == [o if o == "ok" else type(o) for o in attempt(twin, fn, 2, 0.0, clock)]
+    assert 1 == limiter.stats()["drained"]
+
+
+def test_drain_without_seconds_empties_the_bucket(clock):
+    """drain() with no argument leaves no token: the next one is due in one interval."""
+    limiter = rs.rate_limit(10, name="api").limiter
+    limiter.drain()
+    assert pytest.approx(0.0) == limiter.tokens
+    with pytest.raises(rs.RateLimited) as excinfo:
+        limiter.acquire_sync()
+    assert pytest.approx(0.1) == excinfo.value.retry_after
+
+
+class Throttled(Exception):
+    """A 429 carrying a Retry-After."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"429, retry after {retry_after}")
+        self.retry_after = retry_after
+
+
+def throttled(outcome: Outcome) -> Verdict | None:
+    """A classifier reading Retry-After from Throttled, as an HTTP 429 preset would."""
+    if isinstance(outcome.exception, Throttled):
+        return Verdict(failed=True, retryable=True, reason="status_429", retry_after=outcome.exception.retry_after)
+    return None
+
+
+def test_drain_on_a_429_verdict_backs_off_for_its_retry_after(twin, clock):
+    """drain_on=<classifier>: a Throttled(retry_after=2) drains the bucket for 2 s; the error surfaces."""
+
+    def call(fail: bool) -> str:
+        if fail:
+            raise Throttled(2.0)
+        return "ok"
+
+    fn = rs.rate_limit(10, name="api", drain_on=Classifier(throttled, "throttled"))(twin.wrap(call))
+    with pytest.raises(Throttled):
+        twin.run(fn, True)
+    with pytest.raises(rs.RateLimited) as excinfo:
+        twin.run(fn, False)
+    assert pytest.approx(2.1) == excinfo.value.retry_after
+    clock.advance(2.1)
+    assert "ok" == twin.run(fn, False)
+
+
+def test_drain_on_a_returned_value(twin, clock):
+    """drain_on a result predicate: a returned 429 empties the bucket and is returned as is."""
+    fn = rs.rate_limit(10, name="api", drain_on=on_result(lambda status: status == 429))(twin.wrap(lambda s: s))
+    assert 429 == twin.run(fn, 429)
+    with pytest.raises(rs.RateLimited):
+        twin.run(fn, 200)
+
+
+def test_drain_on_other_outcomes_changes_nothing(twin, clock):
+    """Outcomes drain_on does not flag (successes, other errors) leave the bucket alone."""
+
+    def call(fail: bool) -> str:
+        if fail:
+            raise ValueError("bad")
+        return "ok"
+
+    fn = rs.rate_limit(10, burst=3, name="api", drain_on=Throttled)(twin.wrap(call))
+    with pytest.raises(ValueError):
+        twin.run(fn, True)
+    assert "ok" == twin.run(fn, False)
+    assert pytest.approx(1.0) == rs.rate_limit.get("api").tokens
+
+
+def test_drain_on_classifier_that_raises_is_ignored(twin, clock, caplog):
+    """A drain_on classifier that raises is logged and never changes the call's outcome."""
+
+    def broken(outcome: Outcome) -> Verdict | None:
+        raise RuntimeError("classifier bug")
+
+    fn = rs.rate_limit(10, name="api", drain_on=Classifier(broken, "broken"))(twin.wrap(lambda: "ok"))
+    with caplog.at_level(logging.ERROR, logger="resilience"):
+        assert "ok" == twin.run(fn)
+    assert "drain_on classifier raised" in caplog.text
+    assert 0 == rs.rate_limit.get("api").stats()["drained"]
+
+
+# --- with retries ---------------------------------------------------------------------------
+
+
+def test_retry_on_rate_limited_waits_for_the_token(twin, clock):
+    """retry_on(RateLimited) around a limit waits the error's retry_after, then succeeds."""
+    limited = rs.rate_limit(1, per=2.0, burst=1, name="api")
+    fn = rs.retry_on(rs.RateLimited, attempts=2, wait_initial=0.01)(limited(twin.wrap(lambda: "ok")))
+    assert ["ok", "ok"] == [twin.run(fn), twin.run(fn)]
+    assert [pytest.approx(2.0)] == clock.sleeps
+
+
+def test_rate_limited_is_not_retried_unless_named(twin, clock):
+    """retry_on(ConnectionError) does not retry a RateLimited: it surfaces at once."""
+    limited = rs.rate_limit(1, per=2.0, burst=1, name="api")
+    fn = rs.retry_on(ConnectionError)(limited(twin.wrap(lambda: "ok")))
+    twin.run(fn)
+    with pytest.raises(rs.RateLimited):
+        twin.run(fn)
+    assert [] == clock.sleeps
+
+
+# --- sharing, configuration -----------------------------------------------------------------
+
+
+def test_same_name_shares_one_bucket(twin, clock):
+    """Two functions limited under one name draw from one bucket."""
+    a = rs.rate_limit(2, name="api")(twin.wrap(lambda: "a"))
+    b = rs.rate_limit(2, name="api")(twin.wrap(lambda: "b"))
+    assert ["a", "b"] == [twin.run(a), twin.run(b)]
+    with pytest.raises(rs.RateLimited):
+        twin.run(a)
+
+
+def test_same_name_with_another_configuration_is_an_error():
+    """A second declaration of a name must repeat its configuration."""
+    rs.rate_limit(2, name="api")
+    with pytest.raises(ValueError, match="already exists"):
+        rs.rate_limit(3, name="api")
+
+
+def test_unknown_name_is_a_key_error():
+    """get() of a name never declared raises KeyError."""
+    with pytest.raises(KeyError, match="nope"):
+        rs.rate_limit.get("nope")
+
+
+def test_clear_refills_and_frees_names(clock):
+    """clear() zeroes counters, refills memory buckets and forgets the names."""
+    limiter = rs.rate_limit(1, name="api").limiter
+    limiter.acquire_sync()
+    rs.rate_limit.clear()
+    assert ([], 0, pytest.approx(1.0)) == (rs.rate_limit.names(), limiter.stats()["admitted"], limiter.tokens)
+
+
+def test_repr_and_anonymous_name():
+    """The layer's repr shows rate, burst and wait; an anonymous limit is named after its function."""
+    layer = rs.rate_limit(5, per=2.0, wait=True)
+
+    @layer
+    def fetch() -> None:
+        pass
+
+    assert layer.limiter.name.endswith("fetch")
+    assert f"rate_limit({layer.limiter.name!r}, 5/2 s, burst=5, wait=True)" == repr(layer)
+    assert "rate_limit('x', 0.5/1 s, burst=1, wait=1.5)" == repr(rs.rate_limit(0.5, wait=1.5, name="x"))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "parameter"),
+    [
+        ((0,), {}, ValueError, "rate"),
+        ((-1,), {}, ValueError, "rate"),
+        ((float("inf"),), {}, ValueError, "rate"),
+        (("10",), {}, TypeError, "rate"),
+        ((True,), {}, TypeError, "rate"),
+        ((10, 0), {}, ValueError, "per"),
+        ((10,), {"burst": 0.5}, ValueError, "burst"),
+        ((10,), {"burst": "5"}, TypeError, "burst"),
+        ((10,), {"wait": -1}, ValueError, "wait"),
+        ((10,), {"wait": "yes"}, TypeError, "wait"),
+        ((10,), {"wait": float("inf")}, ValueError, "wait"),
+        ((10,), {"name": ""}, ValueError, "name"),
+        ((10,), {"name": 5}, TypeError, "name"),
+        ((10,), {"name": "x", "storage": "http://localhost"}, ValueError, "storage"),
+        ((10,), {"name": "x", "storage": object()}, TypeError, "storage"),
+        ((10,), {"storage": "redis://localhost:1/0"}, ValueError, "storage"),
+        ((10,), {"drain_on": 42}, TypeError, "drain_on"),
+    ],
+)
+def test_bad_configuration_fails_at_decoration_time(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type, parameter: str
+):
+    """Bad arguments raise ValueError/TypeError naming the parameter."""
+    with pytest.raises(error, match=parameter):
+        rs.rate_limit(*args, **kwargs)
+
+
+def test_drain_rejects_negative_seconds():
+    """limiter.drain(-1) is a ValueError naming the parameter."""
+    with pytest.raises(ValueError, match="seconds"):
+        rs.rate_limit(1).limiter.drain(-1)
+
+
+def test_redis_storage_without_the_redis_package_says_what_to_install(monkeypatch):
+    """storage='redis://...' without redis installed is an ImportError naming the extra to install."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(ImportError, match=r"resilience\[redis\]"):
+        rs.rate_limit(10, name="api", storage="redis://127.0.0.1:1/0")
+
+
+def test_rate_limited_pickles():
+    """RateLimited survives pickling with its attributes."""
+    exc = pickle.loads(pickle.dumps(rs.RateLimited("api", 0.25, "why")))
+    assert ("api", 0.25, "why", "rate limit 'api' exceeded; next call allowed in 0.25 s (why)") == (
+        exc.name,
+        exc.retry_after,
+        exc.reason,
+        str(exc),
+    )
