@@ -44,8 +44,8 @@ class Policy:
     (``rs.bulkhead``), ``rate_limit`` (``rs.rate_limit``), ``budget`` (an
     ``rs.RetryBudget`` for ``retry``'s retries; needs ``retry``) and ``hedge``
     (``rs.hedge``). A float total ``timeout`` uses a worker thread only when there is no
-    ``attempt_timeout``; otherwise it is cooperative: retries stop at it and each
-    attempt's timeout is clipped to it.
+    enforcing (non-cooperative) ``attempt_timeout``; otherwise it is cooperative: retries
+    stop at it and each attempt's timeout is clipped to it.
 
     Use it as a decorator, or ``policy.call(fn, *args)`` / ``await policy.acall(fn, *args)``.
     Derive variants with ``dataclasses.replace(policy, timeout=5.0)``.

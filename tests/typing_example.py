@@ -134,3 +134,38 @@ async def use_async() -> None:
     await add_async(1, "2")  # type: ignore[arg-type]
     wrong: int = await greet_async("ada")  # type: ignore[assignment]
     print(wrong)
+
+
+@rs.bulkhead(4)
+@rs.rate_limit(10, per=1.0)
+def limited(a: int, b: int) -> int:
+    return a + b
+
+
+@rs.hedge(0.05)
+@rs.bulkhead(2, name="typing-bulkhead")
+async def hedged(key: str) -> bytes:
+    return key.encode()
+
+
+BUDGETED = rs.retry_on(ConnectionError, budget=rs.RetryBudget(ratio=0.2))
+
+
+@BUDGETED
+def budgeted(x: int) -> str:
+    return str(x)
+
+
+def use_overload_layers() -> None:
+    total: int = limited(1, 2)
+    text: str = budgeted(3)
+    print(total, text)
+    limited(1, "2")  # type: ignore[arg-type]
+    bad: str = limited(1, 2)  # type: ignore[assignment]
+    print(bad)
+
+
+async def use_hedged() -> None:
+    data: bytes = await hedged("k")
+    print(data)
+    await hedged(1)  # type: ignore[arg-type]
