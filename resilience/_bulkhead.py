@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import math
 import threading
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 from resilience import _clock
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
+from resilience._registry import NamedRegistry
 from resilience.errors import BulkheadFull
 
 R = TypeVar("R")
@@ -263,10 +263,7 @@ class BulkheadLayer(Layer):
             state.release()
 
 
-_registry: dict[str, Bulkhead] = {}
-_registry_lock = threading.Lock()
-# Bulkheads forgotten by clear() that decorated functions still use (as for breakers).
-_parked: weakref.WeakValueDictionary[str, Bulkhead] = weakref.WeakValueDictionary()
+bulkheads: NamedRegistry[Bulkhead] = NamedRegistry("bulkhead")
 
 
 class _BulkheadFactory:
@@ -306,29 +303,24 @@ class _BulkheadFactory:
         config = BulkheadConfig(max_concurrent, float(max_wait))
         if name is None:
             return BulkheadLayer(Bulkhead("<anonymous>", config), anonymous=True)
-        with _registry_lock:
-            state = _registry.get(name)
-            if state is None:
-                parked = _parked.pop(name, None)
-                state = parked if parked is not None and parked.config == config else Bulkhead(name, config)
-                _registry[name] = state
-            elif state.config != config:
-                raise ValueError(
-                    f"bulkhead {name!r} already exists with {state.config}; a second declaration "
-                    f"must match it (got {config}) or use rs.bulkhead.get({name!r})"
-                )
+
+        def conflict(state: Bulkhead) -> str | None:
+            if state.config != config:
+                return f"with {state.config}; a second declaration must match it (got {config})"
+            return None
+
+        state = bulkheads.declare(
+            name, lambda: Bulkhead(name, config), lambda parked: parked.config == config, conflict
+        )
         return BulkheadLayer(state)
 
     def get(self, name: str) -> Bulkhead:
         """The bulkhead registered under ``name`` (KeyError if none)."""
-        state = _registry.get(name) or _parked.get(name)
-        if state is None:
-            raise KeyError(f"no bulkhead named {name!r}; known: {sorted(_registry)}")
-        return state
+        return bulkheads.get(name)
 
     def names(self) -> list[str]:
         """Names of every registered bulkhead."""
-        return sorted(_registry)
+        return bulkheads.names()
 
     def clear(self) -> None:
         """Zero every bulkhead's counters and free their names (tests).
@@ -336,12 +328,7 @@ class _BulkheadFactory:
         Functions decorated earlier keep their bulkhead (still found by ``get``); a new
         declaration of the name, with any configuration, starts a new one.
         """
-        with _registry_lock:
-            states = list(_registry.items())
-            _registry.clear()
-        for name, state in states:
-            state.reset()
-            _parked[name] = state
+        bulkheads.clear()
 
     def __repr__(self) -> str:
         return "rs.bulkhead"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from resilience import _clock
 from resilience._circuit_rules import BreakerConfig, window_stats
 from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds
 from resilience._pybreaker import pybreaker
+from resilience._registry import NamedRegistry
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, to_classifier
 from resilience.errors import BulkheadFull, CircuitOpenError, RateLimited
 
@@ -462,11 +462,8 @@ def same_storage(a: Storage | None, b: Storage | None) -> bool:
     return a is b or (isinstance(a, str) and a == b)
 
 
-_registry: dict[str, Breaker] = {}
-_registry_lock = threading.Lock()
-# Breakers forgotten by clear() that decorated functions still use: reachable by get(name)
-# and re-adopted by a matching declaration, until a new declaration takes the name.
-_parked: weakref.WeakValueDictionary[str, Breaker] = weakref.WeakValueDictionary()
+breakers: NamedRegistry[Breaker] = NamedRegistry("circuit")
+_registry = breakers.live  # name -> breaker, read by the monitor's health()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -731,37 +728,28 @@ class _CircuitFactory:
 
         if name is None:
             return _layer(build("<anonymous>"), anonymous=True)
-        with _registry_lock:
-            breaker = _registry.get(name)
-            if breaker is None:
-                parked = _parked.pop(name, None)
-                same = parked is not None and parked.matches(config, listeners, storage)
-                breaker = parked if same and parked is not None else build(name)
-                _registry[name] = breaker
-            elif breaker.config != config:
-                raise ValueError(
-                    f"circuit {name!r} already exists with {breaker.config}; a second declaration "
-                    f"must match it (got {config}) or use rs.circuit.get({name!r})"
-                )
-            elif (listeners and listeners != breaker.listeners) or (
+
+        def conflict(breaker: Breaker) -> str | None:
+            if breaker.config != config:
+                return f"with {breaker.config}; a second declaration must match it (got {config})"
+            if (listeners and listeners != breaker.listeners) or (
                 storage is not None and not same_storage(storage, breaker._storage_arg)
             ):
-                raise ValueError(
-                    f"circuit {name!r} already exists with other listeners or storage; declare them once, "
-                    f"where the breaker is first defined, or use rs.circuit.get({name!r})"
-                )
+                return "with other listeners or storage; declare them once, where the breaker is first defined"
+            return None
+
+        breaker = breakers.declare(
+            name, lambda: build(name), lambda parked: parked.matches(config, listeners, storage), conflict
+        )
         return _layer(breaker)
 
     def get(self, name: str) -> Breaker:
         """The breaker registered under ``name`` (KeyError if none)."""
-        breaker = _registry.get(name) or _parked.get(name)
-        if breaker is None:
-            raise KeyError(f"no circuit named {name!r}; known: {sorted(_registry)}")
-        return breaker
+        return breakers.get(name)
 
     def names(self) -> list[str]:
         """Names of every registered breaker."""
-        return sorted(_registry)
+        return breakers.names()
 
     def clear(self) -> None:
         """Reset every breaker to closed and free their names (tests; see ``rs.testing.reset()``).
@@ -769,12 +757,7 @@ class _CircuitFactory:
         Functions decorated earlier keep their (now reset) breaker, still found by ``get``;
         a new declaration of the name, with any configuration, starts a new breaker.
         """
-        with _registry_lock:
-            breakers = list(_registry.items())
-            _registry.clear()
-        for name, breaker in breakers:
-            breaker.reset()
-            _parked[name] = breaker
+        breakers.clear()
 
     def __repr__(self) -> str:
         return "rs.circuit"

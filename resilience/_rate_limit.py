@@ -14,13 +14,13 @@ import asyncio
 import logging
 import math
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from resilience import _clock
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
+from resilience._registry import NamedRegistry
 from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifier
 from resilience.errors import RateLimited
 
@@ -397,9 +397,7 @@ class RateLimit(Layer):
             self.limiter.drain(seconds)
 
 
-_registry: dict[str, Limiter] = {}
-_registry_lock = threading.Lock()
-_parked: weakref.WeakValueDictionary[str, Limiter] = weakref.WeakValueDictionary()
+limiters: NamedRegistry[Limiter] = NamedRegistry("rate_limit")
 
 
 def _check_rate(parameter: str, value: object, minimum: float, strict: bool) -> float:
@@ -491,30 +489,27 @@ class _RateLimitFactory:
 
         if name is None:
             return RateLimit(build("<anonymous>"), classifier, anonymous=True)
-        with _registry_lock:
-            limiter = _registry.get(name)
-            if limiter is None:
-                parked = _parked.pop(name, None)
-                same = parked is not None and parked.config == config and parked._storage == storage
-                limiter = parked if same and parked is not None else build(name)
-                _registry[name] = limiter
-            elif limiter.config != config or (storage is not None and limiter._storage != storage):
-                raise ValueError(
-                    f"rate_limit {name!r} already exists with {limiter.config}; a second declaration "
-                    f"must match it (got {config}) or use rs.rate_limit.get({name!r})"
-                )
+
+        def conflict(limiter: Limiter) -> str | None:
+            if limiter.config != config or (storage is not None and limiter._storage != storage):
+                return f"with {limiter.config}; a second declaration must match it (got {config})"
+            return None
+
+        limiter = limiters.declare(
+            name,
+            lambda: build(name),
+            lambda parked: parked.config == config and parked._storage == storage,
+            conflict,
+        )
         return RateLimit(limiter, classifier)
 
     def get(self, name: str) -> Limiter:
         """The limiter registered under ``name`` (KeyError if none)."""
-        limiter = _registry.get(name) or _parked.get(name)
-        if limiter is None:
-            raise KeyError(f"no rate_limit named {name!r}; known: {sorted(_registry)}")
-        return limiter
+        return limiters.get(name)
 
     def names(self) -> list[str]:
         """Names of every registered limiter."""
-        return sorted(_registry)
+        return limiters.names()
 
     def clear(self) -> None:
         """Zero every limiter's counters and free their names (tests).
@@ -522,12 +517,7 @@ class _RateLimitFactory:
         Functions decorated earlier keep their limiter (still found by ``get``); a new
         declaration of the name, with any configuration, starts a new bucket.
         """
-        with _registry_lock:
-            limiters = list(_registry.items())
-            _registry.clear()
-        for name, limiter in limiters:
-            limiter.reset()
-            _parked[name] = limiter
+        limiters.clear()
 
     def __repr__(self) -> str:
         return "rs.rate_limit"
