@@ -9,11 +9,20 @@ Run from the repository root::
 The script starts an HTTP server on 127.0.0.1 in a child process (so that it does not
 share the client's GIL). Each request is slow (``--slow`` seconds, default 0.2) with
 probability 5 %, independently of the others, else answered at once; the server counts
-the requests it receives. Clients make ``--calls`` logical calls, ``--concurrency`` at a
-time: asyncio tasks over raw ``asyncio.open_connection`` (the hedge cancels the loser)
-and threads over ``http.client`` (the hedge runs attempts in its worker pool and
-abandons the loser). Every row reports p50 / p99 / max latency of the logical calls and
-the extra requests the server saw, in % of the logical calls.
+the requests it receives. Clients make ``--calls`` logical calls: asyncio tasks over raw
+``asyncio.open_connection`` (the hedge cancels the loser) and threads over
+``http.client`` (the hedge runs attempts in its worker pool and abandons the loser).
+Every row reports p50 / p99 / max latency of the logical calls, the calls per second
+achieved and the extra requests the server saw, in % of the logical calls.
+
+The load is open-loop: call ``i`` starts at ``i / --rate`` seconds, whether or not the
+earlier calls have answered, so every row offers the server the same requests per
+second (plus its extra attempts). A closed loop (N workers, each starting its next call
+when the previous one ends) would not: unhedged workers spend ~90 % of their time
+waiting on the slow 5 %, hedged ones do not, so the hedged rows pushed ~3x the requests
+per second at the same 2-core server and their median measured that server's queueing,
+not the hedge. Latency is timed from a call's actual start; a client that falls behind
+the schedule (``lag``) is reported.
 
 Target: for each hedged row with a fixed delay, p99 at least 5x lower than the unhedged
 row of the same flavour, for at most 10 % extra requests -> PASS, else FAIL (``--strict``
@@ -46,6 +55,7 @@ SLOW_FRACTION = 0.05
 TARGET_RATIO = 5.0  # hedged p99 at least this many times lower
 TARGET_EXTRA = 0.10  # at most this share of extra requests
 HOST = "127.0.0.1"
+LAG_WARNING = 0.05  # seconds a call may start late before the row is flagged
 
 
 # --------------------------------------------------------------------------- the server
@@ -154,12 +164,17 @@ class Row:
     calls: int = 0
     requests: int = 0
     latencies: list[float] = field(default_factory=list)
+    lag: list[float] = field(default_factory=list)  # actual start - scheduled start, per call
     seconds: float = 0.0
     hedge_stats: dict[str, Any] = field(default_factory=dict)
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
 
     @property
     def extra(self) -> float:
@@ -176,22 +191,32 @@ class Row:
             "p99_ms": self.quantile(0.99) * 1e3,
             "max_ms": max(self.latencies) * 1e3,
             "mean_ms": statistics.fmean(self.latencies) * 1e3,
+            "calls_per_second": self.rate,
+            "max_lag_ms": max(self.lag) * 1e3,
             "seconds": self.seconds,
             "hedge": self.hedge_stats,
         }
 
 
-def run_async(server: Server, row: Row, fn: Callable[[int], Awaitable[bytes]], calls: int, concurrency: int) -> None:
+def run_async(server: Server, row: Row, fn: Callable[[int], Awaitable[bytes]], calls: int, rate: float) -> None:
+    """Start call ``i`` as a task at ``i / rate`` seconds (open loop)."""
+
+    async def one(due: float) -> None:
+        start = time.perf_counter()
+        row.lag.append(start - due)
+        await fn(server.port)
+        row.latencies.append(time.perf_counter() - start)
+
     async def main() -> None:
-        queue = iter(range(calls))
-
-        async def worker() -> None:
-            for _ in queue:
-                start = time.perf_counter()
-                await fn(server.port)
-                row.latencies.append(time.perf_counter() - start)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        tasks = []
+        begin = time.perf_counter()
+        for i in range(calls):
+            due = begin + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
 
     before = server.count()
     started = time.perf_counter()
@@ -201,25 +226,30 @@ def run_async(server: Server, row: Row, fn: Callable[[int], Awaitable[bytes]], c
     row.calls, row.requests = calls, server.count() - before
 
 
-def run_sync(server: Server, row: Row, fn: Callable[[int], bytes], calls: int, concurrency: int) -> None:
+def run_sync(server: Server, row: Row, fn: Callable[[int], bytes], calls: int, rate: float, threads: int) -> None:
+    """Hand call ``i`` to one of ``threads`` client threads at ``i / rate`` seconds (open loop)."""
     lock = threading.Lock()
-    queue = iter(range(calls))
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if next(queue, None) is None:
-                    return
-            start = time.perf_counter()
-            fn(server.port)
-            elapsed = time.perf_counter() - start
-            with lock:
-                row.latencies.append(elapsed)
+    def one(due: float) -> None:
+        start = time.perf_counter()
+        fn(server.port)
+        elapsed = time.perf_counter() - start
+        with lock:
+            row.lag.append(start - due)
+            row.latencies.append(elapsed)
 
     before = server.count()
     started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as executor:
-        for future in [executor.submit(worker) for _ in range(concurrency)]:
+    with ThreadPoolExecutor(threads) as executor:
+        futures = []
+        begin = time.perf_counter()
+        for i in range(calls):
+            due = begin + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            futures.append(executor.submit(one, due))
+        for future in futures:
             future.result()
     row.seconds = time.perf_counter() - started
     time.sleep(0.05)
@@ -234,35 +264,35 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], float]:
         warm = min(100, args.calls)
         # async
         row = Row("async unhedged", "async", hedged=False)
-        run_async(server, Row("warm-up", "async", False), async_get, warm, args.concurrency)
-        run_async(server, row, async_get, args.calls, args.concurrency)
+        run_async(server, Row("warm-up", "async", False), async_get, warm, args.rate)
+        run_async(server, row, async_get, args.calls, args.rate)
         rows.append(row)
 
         layer = rs.hedge(delay)
         hedged_get = layer(async_get)
         row = Row(f"async hedge(delay={delay:g})", "async", hedged=True)
-        run_async(server, row, hedged_get, args.calls, args.concurrency)
+        run_async(server, row, hedged_get, args.calls, args.rate)
         row.hedge_stats = layer.stats()
         rows.append(row)
 
         adaptive = rs.hedge(quantile=args.quantile)
         adaptive_get = adaptive(async_get)
-        run_async(server, Row("warm-up", "async", False), adaptive_get, warm, args.concurrency)
+        run_async(server, Row("warm-up", "async", False), adaptive_get, warm, args.rate)
         adaptive.state.calls = adaptive.state.hedged = adaptive.state.won = adaptive.state.denied = 0
         row = Row(f"async hedge(quantile={args.quantile:g}) adaptive", "async", hedged=True)
-        run_async(server, row, adaptive_get, args.calls, args.concurrency)
+        run_async(server, row, adaptive_get, args.calls, args.rate)
         row.hedge_stats = adaptive.stats()
         rows.append(row)
 
         # sync
         row = Row("sync unhedged", "sync", hedged=False)
-        run_sync(server, row, sync_get, args.calls, args.concurrency)
+        run_sync(server, row, sync_get, args.calls, args.rate, args.threads)
         rows.append(row)
 
         layer = rs.hedge(delay)
         hedged_sync = layer(sync_get)
         row = Row(f"sync hedge(delay={delay:g})", "sync", hedged=True)
-        run_sync(server, row, hedged_sync, args.calls, args.concurrency)
+        run_sync(server, row, hedged_sync, args.calls, args.rate, args.threads)
         row.hedge_stats = layer.stats()
         rows.append(row)
     finally:
@@ -295,7 +325,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--calls", type=int, default=None, help="logical calls per row (default 2000, quick 200)")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=400.0, help="calls started per second (default 400)")
+    parser.add_argument("--threads", type=int, default=64, help="client threads of the sync rows (default 64)")
     parser.add_argument("--slow", type=float, default=0.2, help="seconds a slow response takes")
     parser.add_argument("--delay", type=float, default=0.02, help="the fixed hedge delay, seconds")
     parser.add_argument("--quantile", type=float, default=0.95, help="the adaptive row's quantile (the default)")
@@ -319,7 +350,8 @@ def main() -> int:
                     "pass": passed,
                     "meta": {
                         "calls": args.calls,
-                        "concurrency": args.concurrency,
+                        "rate": args.rate,
+                        "threads": args.threads,
                         "slow_seconds": args.slow,
                         "slow_fraction": SLOW_FRACTION,
                         "delay": delay,
@@ -332,10 +364,13 @@ def main() -> int:
     else:
         print(
             f"Loopback HTTP server, {SLOW_FRACTION:.0%} of responses slow ({args.slow * 1e3:.0f} ms); "
-            f"{args.calls} logical calls per row, {args.concurrency} at a time"
+            f"{args.calls} logical calls per row, started {args.rate:g} per second (open loop)"
         )
-        print(f"  {'row':<34}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'requests':>10}{'extra':>8}  hedge stats")
-        print("  " + "-" * 96)
+        print(
+            f"  {'row':<34}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'calls/s':>9}{'requests':>10}{'extra':>8}"
+            "  hedge stats"
+        )
+        print("  " + "-" * 105)
         for row in rows:
             stats = row.hedge_stats
             note = (
@@ -345,9 +380,15 @@ def main() -> int:
             )
             print(
                 f"  {row.name:<34}{row.quantile(0.5) * 1e3:>9.1f}{row.quantile(0.99) * 1e3:>9.1f}"
-                f"{max(row.latencies) * 1e3:>9.1f}{row.requests:>10}{row.extra:>8.1%}  {note}"
+                f"{max(row.latencies) * 1e3:>9.1f}{row.rate:>9.0f}{row.requests:>10}{row.extra:>8.1%}  {note}"
             )
         print()
+        for row in rows:
+            if max(row.lag) > LAG_WARNING:
+                print(
+                    f"NOTE {row.name}: a call started {max(row.lag) * 1e3:.0f} ms late: the client fell behind "
+                    f"--rate {args.rate:g}, so that row's load was lower than asked (a busy machine?)"
+                )
         for result in results:
             verdict = "PASS" if result["pass"] else "FAIL"
             print(

@@ -254,6 +254,11 @@ class Hedge(Layer):
             self.state.calls = self.state.hedged = self.state.won = self.state.denied = 0
         self.state.latencies.clear()
 
+    def _observe(self, seconds: float) -> None:
+        """Record an attempt's latency: only an adaptive hedge reads them (a fixed delay skips the work)."""
+        if self.delay is None:
+            self.state.latencies.add(seconds)
+
     def _may_hedge(self) -> bool:
         """Whether one more attempt may start now: the deadline allows it and so does the budget."""
         deadline = active_deadline()
@@ -272,7 +277,6 @@ class Hedge(Layer):
         delay = self.current_delay()
         if delay is None:
             return self._observed_sync(fn, args, kwargs)
-        latencies = self.state.latencies
         waker = threading.Event()
         attempts = [_Attempt(fn, args, kwargs, waker)]
         pool.submit(attempts[0])
@@ -284,7 +288,7 @@ class Hedge(Layer):
                 finished = [a for a in attempts if a.state == "finished"]
                 winner = next((a for a in finished if a.error is None), None)
                 if winner is not None:
-                    latencies.add(winner.ended - winner.started)
+                    self._observe(winner.ended - winner.started)
                     if winner is not attempts[0]:
                         self.state.count("won")
                     self._abandon_sync(attempts, winner)
@@ -322,7 +326,7 @@ class Hedge(Layer):
                 continue
             if pool.abandon(attempt):
                 if attempt.state == "abandoned":
-                    self.state.latencies.add(now - attempt.started)  # ran at least this long
+                    self._observe(now - attempt.started)  # ran at least this long
             elif attempt.error is None and winner is not None:
                 _discard(attempt.result)  # a second success: the caller gets the first one only
             attempt.error = None
@@ -387,17 +391,21 @@ class _AsyncRace:
             self.loop.call_soon_threadsafe(self.poke)
 
     def launch(self) -> None:
-        index = len(self.tasks)
-        task = asyncio.ensure_future(self.fn(*self.args, **self.kwargs))
-        self.tasks.append(task)
         self.started.append(_clock.monotonic())
         self.ended.append(math.inf)
+        task = asyncio.ensure_future(self.attempt(len(self.tasks)))
+        self.tasks.append(task)
+        task.add_done_callback(self.poke)  # in case it is cancelled before it starts
 
-        def done(_: object) -> None:
+    async def attempt(self, index: int) -> Any:
+        # Wake the caller from the attempt's own last step rather than from a done callback:
+        # that callback would cost every call one more turn of the event loop. The task is
+        # done by the time the caller runs.
+        try:
+            return await self.fn(*self.args, **self.kwargs)
+        finally:
             self.ended[index] = _clock.monotonic()
             self.poke()
-
-        task.add_done_callback(done)
 
     async def run(self) -> Any:
         layer, delay = self.layer, self.delay
@@ -412,7 +420,7 @@ class _AsyncRace:
                 winner = next((t for t in done if not t.cancelled() and t.exception() is None), None)
                 if winner is not None:
                     index = self.tasks.index(winner)
-                    layer.state.latencies.add(self.ended[index] - self.started[index])
+                    layer._observe(self.ended[index] - self.started[index])
                     if index:
                         layer.state.count("won")
                     return winner.result()
@@ -442,7 +450,7 @@ class _AsyncRace:
                 _settle(task)
                 continue
             task.cancel()
-            self.layer.state.latencies.add(now - self.started[index])  # ran at least this long
+            self.layer._observe(now - self.started[index])  # ran at least this long
             _background.add(task)
             task.add_done_callback(_settle)
 

@@ -275,6 +275,45 @@ def test_async_attempts_see_the_callers_deadline(clock):
     assert 5.0 == asyncio.run(fetch())
 
 
+def test_async_fast_answer_costs_no_extra_loop_turn():
+    """An answer before ``delay`` reaches the caller as soon as awaiting a plain task would.
+
+    The caller is woken from the attempt's last step, not from a done callback, which
+    would add one event-loop turn (and one wait behind every other ready callback) to
+    every call, hedged or not.
+    """
+
+    async def answer() -> str:
+        return "fast"
+
+    hedged = rs.hedge(10.0)(answer)
+
+    async def turns(call: Callable[[], Any]) -> int:
+        ticks = 0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)  # the ticker is running
+        before = ticks
+        assert "fast" == await call()
+        spent = ticks - before
+        stop = True
+        await ticking
+        return spent
+
+    async def main() -> tuple[int, int]:
+        return await turns(hedged), await turns(lambda: asyncio.ensure_future(answer()))
+
+    hedged_turns, task_turns = asyncio.run(main())
+    assert hedged_turns <= task_turns
+
+
 # --- sync: attempts run in worker threads, the loser is abandoned ---------------------------
 
 
@@ -450,6 +489,7 @@ def test_hedge_benchmark_smoke():
         check=False,
     )
     assert 0 == done.returncode, done.stderr[-2000:]
+    assert "open loop" in done.stdout  # every row offers the server the same load
     for row in ("async unhedged", "async hedge(", "sync unhedged", "sync hedge("):
         assert row in done.stdout
     assert ("PASS" in done.stdout) or ("FAIL" in done.stdout)
