@@ -33,19 +33,10 @@ merged).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
-import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
-
-import redis
-import redis.asyncio
-import redis.asyncio.retry
-import redis.backoff
-import redis.retry
 
 from resilience import _clock
 from resilience._circuit import (
@@ -61,15 +52,12 @@ from resilience._circuit import (
 from resilience._circuit_rules import BUCKETS, MAX_OPEN, BreakerConfig, window_stats
 from resilience._engine import is_async_callable
 from resilience._pybreaker import pybreaker
+from resilience._redis_outage import REDIS_ERRORS, RESYNC_INTERVAL, Outage, async_client, is_async_client, sync_client
 from resilience.classify import Classifier, Outcome
 from resilience.errors import CircuitOpenError
 
 KEY_PREFIX = "resilience:circuit:"
 KEY_TTL = 24 * 3600.0  # seconds an untouched breaker's keys live (plus its window and open time left)
-RESYNC_INTERVAL = 1.0  # seconds between attempts to reach Redis again during an outage
-SOCKET_TIMEOUT = 1.0  # for clients built from a URL (a query string may say otherwise)
-CONNECT_TIMEOUT = 0.5
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 # One script for every operation: ARGV[1] is the operation, ARGV[2..15] the configuration,
 # the rest the operation's arguments. It returns the status the process mirrors:
@@ -353,18 +341,6 @@ def _script_args(config: BreakerConfig) -> list[str]:
     ]
 
 
-def _url_options(url: str, retry: Any) -> dict[str, Any]:
-    """Client options for a URL: short timeouts and one immediate reconnection attempt
-    (a pooled connection is stale after a Redis restart), unless the URL says otherwise."""
-    given = parse_qs(urlsplit(url).query)
-    defaults = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
-    return {"retry": retry, **{key: value for key, value in defaults.items() if key not in given}}
-
-
-def _is_async_client(client: object) -> bool:
-    return inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
-
-
 class RedisBreaker(Breaker):
     """A :class:`Breaker` whose state, windows and half-open trial slots live in Redis."""
 
@@ -389,21 +365,15 @@ class RedisBreaker(Breaker):
         self._loop_scripts: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]] = {}
         if isinstance(connection, str):
             self._url = connection
-            client = redis.Redis.from_url(
-                connection, **_url_options(connection, redis.retry.Retry(redis.backoff.NoBackoff(), 1))
-            )
-            self._sync_script = client.register_script(SCRIPT)
-        elif _is_async_client(connection):
+            self._sync_script = sync_client(connection).register_script(SCRIPT)
+        elif is_async_client(connection):
             self._async_script = connection.register_script(SCRIPT)
         else:
             self._sync_script = connection.register_script(SCRIPT)
         self._args = _script_args(config)
-        self._remote_lock = threading.Lock()
+        self._outage = Outage("circuit", name, RESYNC_INTERVAL)
+        self._remote_lock = self._outage.lock  # also guards the mirror
         self._seen = _Seen()
-        self._down = False
-        self._down_since = 0.0
-        self._next_probe = 0.0
-        self._outages = 0
 
     # plumbing
     def _keys(self) -> list[str]:
@@ -435,9 +405,7 @@ class RedisBreaker(Breaker):
         loop = asyncio.get_running_loop()
         entry = self._loop_scripts.get(loop)
         if entry is None:
-            client = redis.asyncio.Redis.from_url(
-                self._url, **_url_options(self._url, redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1))
-            )
+            client = async_client(self._url)
             closer = self._close_with_loop(loop, client)
             entry = self._loop_scripts[loop] = (client.register_script(SCRIPT), closer)
             await anext(closer)  # registered with the loop: asyncio.run closes the client when it ends
@@ -468,9 +436,8 @@ class RedisBreaker(Breaker):
         now = _clock.monotonic()
         with self._remote_lock:
             seen = self._seen
-            back = self._down
-            if back:  # Redis answers again: its state replaces the local one
-                self._down = False
+            outage = self._outage.end(now)
+            if outage is not None:  # Redis answers again: its state replaces the local one
                 known = self._storage.state
             elif reply.generation < seen.generation:
                 return reply  # an older view that lost a race with a newer reply
@@ -480,39 +447,21 @@ class RedisBreaker(Breaker):
             seen.open_until = now + max(reply.open_left, 0) / 1e6
             seen.fails, seen.window, seen.opened = reply.fails, reply.window, reply.opened
             seen.trials, seen.successes = reply.trials, reply.successes
-            outage = now - self._down_since
-        if back:
-            logger.info(
-                "circuit %r: Redis reachable again after %.3g s; state from Redis: %s",
-                self.name,
-                outage,
-                reply.state,
-                extra={"circuit": self.name},
-            )
+        if outage is not None:
+            self._outage.log_back(outage, f"state from Redis: {reply.state}")
         if known != reply.state:
             self._announce([(known, reply.state)])
         return reply
 
     def _lost(self, exc: BaseException) -> None:
         """Redis did not answer: serve from local state, warning once per outage."""
-        now = _clock.monotonic()
-        with self._remote_lock:
-            self._next_probe = now + RESYNC_INTERVAL
-            if self._down:
-                return
-            self._down = True
-            self._down_since = now
-            self._outages += 1
-            seen = self._seen
-            self._adopt(seen.state, max(seen.open_until - now, 0.0))
-        logger.warning(
-            "circuit %r: Redis unreachable (%s: %s); serving from local state (%s) until it is back",
-            self.name,
-            type(exc).__name__,
-            exc,
-            seen.state,
-            extra={"circuit": self.name},
-        )
+        self._outage.lost(exc, self._seed)
+
+    def _seed(self, now: float) -> str:
+        """An outage begins (the mirror's lock held): the local state starts from the mirror."""
+        seen = self._seen
+        self._adopt(seen.state, max(seen.open_until - now, 0.0))
+        return f"local state ({seen.state})"
 
     def _adopt(self, state: str, open_left: float) -> None:
         """Start the local state from the shared state last seen (no listener hears it: nothing changed)."""
@@ -529,18 +478,9 @@ class RedisBreaker(Breaker):
             if self._window is not None:
                 self._window.clear()
 
-    def _probe_due(self) -> bool:
-        """During an outage: whether this caller should try Redis again (one caller per interval)."""
-        now = _clock.monotonic()
-        with self._remote_lock:
-            if now < self._next_probe:
-                return False
-            self._next_probe = now + RESYNC_INTERVAL
-            return True
-
     def _refresh(self) -> None:
         """Read the shared state into the mirror when Redis can be asked (sync client, no outage)."""
-        if self._sync_script is None or (self._down and not self._probe_due()):
+        if self._sync_script is None or (self._outage.down and not self._outage.probe_due()):
             return
         try:
             reply = self._run("read")
@@ -552,7 +492,7 @@ class RedisBreaker(Breaker):
     # admission and outcomes
     def acquire(self) -> int:
         """Admit a call or raise CircuitOpenError; returns a token (negative: admitted by Redis)."""
-        if self._down and not self._probe_due():
+        if self._outage.down and not self._outage.probe_due():
             return Breaker.acquire(self)
         try:
             reply = self._run("acquire")
@@ -563,7 +503,7 @@ class RedisBreaker(Breaker):
 
     async def aacquire(self) -> int:
         """``acquire`` for async callers."""
-        if self._down and not self._probe_due():
+        if self._outage.down and not self._outage.probe_due():
             return Breaker.acquire(self)
         try:
             reply = await self._arun("acquire")
@@ -597,7 +537,7 @@ class RedisBreaker(Breaker):
             return
         if self.listeners:
             self._tell("success", self)
-        if not self._down:
+        if not self._outage.down:
             self._send(self._record_args(generation, SUCCESS, False))
 
     def record(self, generation: int, outcome: Outcome, duration: float | None = None) -> None:
@@ -607,7 +547,7 @@ class RedisBreaker(Breaker):
             return
         kind, slow = self.classify(outcome, duration)
         self.tell_outcome(kind, outcome)
-        if not self._down:  # else it was admitted by Redis, which is gone: the outcome is dropped
+        if not self._outage.down:  # else it was admitted by Redis, which is gone: the outcome is dropped
             self._send(self._record_args(generation, kind, slow))
 
     async def arecord(self, generation: int, outcome: Outcome, duration: float | None = None) -> None:
@@ -617,7 +557,7 @@ class RedisBreaker(Breaker):
             return
         kind, slow = self.classify(outcome, duration)
         self.tell_outcome(kind, outcome)
-        if self._down:
+        if self._outage.down:
             return
         try:
             reply = await self._arun(*self._record_args(generation, kind, slow))
@@ -643,7 +583,7 @@ class RedisBreaker(Breaker):
     def state(self) -> str:
         """The shared state (the local one during an outage; with only a redis.asyncio client, the last seen)."""
         self._refresh()
-        return self._storage.state if self._down else self._seen.state
+        return self._storage.state if self._outage.down else self._seen.state
 
     current_state = state
 
@@ -651,18 +591,18 @@ class RedisBreaker(Breaker):
     def fail_counter(self) -> int:
         """Consecutive failures counted while closed, by every process."""
         self._refresh()
-        return self._storage.counter if self._down else self._seen.fails
+        return self._storage.counter if self._outage.down else self._seen.fails
 
     @property
     def success_counter(self) -> int:
         """Successful trials in the current half-open period, in every process."""
-        return self._trial_successes if self._down else self._seen.successes
+        return self._trial_successes if self._outage.down else self._seen.successes
 
     @property
     def retry_after(self) -> float:
         """Seconds until a call would be admitted (see :attr:`Breaker.retry_after`)."""
         self._refresh()
-        if self._down:
+        if self._outage.down:
             return super().retry_after
         return self._seen_retry_after()
 
@@ -682,7 +622,7 @@ class RedisBreaker(Breaker):
         ``opened`` counts openings by every process; ``rejected`` this process's rejections.
         """
         self._refresh()
-        if self._down:
+        if self._outage.down:
             stats = Breaker.stats(self)
         else:
             seen = self._seen
@@ -698,7 +638,7 @@ class RedisBreaker(Breaker):
             }
             if self._window is not None:
                 stats["window"] = window_stats(*seen.window)
-        stats["storage"] = {"backend": "redis", "connected": not self._down, "outages": self._outages}
+        stats["storage"] = self._outage.stats()
         return stats
 
     # manual control: in Redis, for every process
@@ -719,7 +659,7 @@ class RedisBreaker(Breaker):
             with self._remote_lock:
                 self._seen = _Seen()
         with self._lock:
-            if not self._down:
+            if not self._outage.down:
                 self._move(STATE_CLOSED)  # the local state, unseen while Redis answers
             self._rejected = 0
             self._opened = 0

@@ -6,6 +6,12 @@ debt) and then sleeps until the token is due, so waiting callers are served in o
 and the rate holds exactly. In Redis the same arithmetic runs as one Lua script on the
 server's own clock (``TIME``), so every process sharing the key sees one atomic bucket.
 redis is imported only when a Redis storage is configured.
+
+Redis unreachable: each process serves from a local bucket of the same size and rate,
+starting from the tokens Redis last reported (so the limit holds per process, never
+unlimited), logs one WARNING per outage, counts it in ``stats()["storage"]``, tries Redis
+again at most every ``_redis_outage.RESYNC_INTERVAL`` seconds and, when Redis answers,
+draws on the shared bucket again (what was taken locally meanwhile is not merged).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class _Bucket(Protocol):
     def drain(self, seconds: float) -> None: ...
     def tokens(self) -> float: ...
     def refill(self) -> None: ...
+    def storage(self) -> dict[str, Any]: ...
 
 
 class _MemoryBucket:
@@ -95,6 +102,15 @@ class _MemoryBucket:
             self._tokens = self.capacity
             self._stamp = None
 
+    def seed(self, tokens: float, stamp: float) -> None:
+        """Hold ``tokens`` as of ``stamp`` (a monotonic time): it refills from then on."""
+        with self._lock:
+            self._tokens = min(self.capacity, tokens)
+            self._stamp = stamp
+
+    def storage(self) -> dict[str, Any]:
+        return {"backend": "memory"}
+
 
 # KEYS[1]: the bucket (a hash: tokens, stamp). ARGV: capacity, interval, cost, max_wait, drain.
 # cost > 0 takes (or reserves within max_wait); cost <= 0 gives back; drain >= 0 empties the
@@ -141,38 +157,78 @@ return {granted, string.format('%.17g', wait), string.format('%.17g', tokens)}
 
 
 class _RedisBucket:
-    """A token bucket in Redis: one Lua script per operation, timed by the server's clock."""
+    """A token bucket in Redis: one Lua script per operation, timed by the server's clock.
+
+    While Redis is unreachable, a local bucket of the same size and rate serves instead,
+    starting from the tokens Redis last reported (full if it never answered).
+    """
 
     blocking = True
 
-    def __init__(self, client: Any, key: str, capacity: float, interval: float) -> None:
+    def __init__(self, client: Any, key: str, name: str, capacity: float, interval: float) -> None:
+        from resilience import _redis_outage  # imports redis: only once a Redis storage is configured
+
         self.client = client
         self.key = key
         self.capacity = capacity
         self.interval = interval
         self._script = client.register_script(_LUA)
+        self._errors = _redis_outage.REDIS_ERRORS
+        self._outage = _redis_outage.Outage("rate_limit", name)
+        self._local = _MemoryBucket(capacity, interval)
+        self._seen: tuple[float, float] | None = None  # tokens in the last reply, and when (monotonic)
 
-    def _run(self, cost: float, max_wait: float = 0.0, drain: float = -1.0) -> tuple[bool, float, float]:
-        granted, wait, tokens = self._script(
-            keys=[self.key], args=[repr(self.capacity), repr(self.interval), repr(cost), repr(max_wait), repr(drain)]
-        )
-        return int(granted) == 1, float(wait), float(tokens)
+    def _run(self, cost: float, max_wait: float = 0.0, drain: float = -1.0) -> tuple[bool, float, float] | None:
+        """One script call: (granted, wait, tokens); None when Redis is unreachable (serve locally)."""
+        outage = self._outage
+        if outage.down and not outage.probe_due():
+            return None
+        try:
+            granted, wait, tokens = self._script(
+                keys=[self.key],
+                args=[repr(self.capacity), repr(self.interval), repr(cost), repr(max_wait), repr(drain)],
+            )
+        except self._errors as exc:
+            outage.lost(exc, self._seed)
+            return None
+        reply = int(granted) == 1, float(wait), float(tokens)
+        now = _clock.monotonic()
+        with outage.lock:
+            self._seen = (reply[2], now)
+            back = outage.end(now)
+        if back is not None:
+            outage.log_back(back, f"back to the shared bucket ({reply[2]:.3g} tokens)")
+        return reply
+
+    def _seed(self, now: float) -> str:
+        """An outage begins (the outage lock held): the local bucket starts from the last reply."""
+        tokens, stamp = (self.capacity, now) if self._seen is None else self._seen
+        self._local.seed(tokens, stamp)
+        return f"a local bucket ({self._local.tokens():.3g} of {self.capacity:g} tokens)"
 
     def take(self, max_wait: float) -> tuple[bool, float]:
-        granted, wait, _ = self._run(1.0, min(max_wait, FOREVER))
-        return granted, wait
+        reply = self._run(1.0, min(max_wait, FOREVER))
+        if reply is None:
+            return self._local.take(max_wait)
+        return reply[0], reply[1]
 
     def refund(self) -> None:
-        self._run(-1.0)
+        if self._run(-1.0) is None:
+            self._local.refund()
 
     def drain(self, seconds: float) -> None:
-        self._run(0.0, drain=seconds)
+        if self._run(0.0, drain=seconds) is None:
+            self._local.drain(seconds)
 
     def tokens(self) -> float:
-        return self._run(0.0)[2]
+        reply = self._run(0.0)
+        return self._local.tokens() if reply is None else reply[2]
 
     def refill(self) -> None:
         """Left alone: other processes share this bucket."""
+
+    def storage(self) -> dict[str, Any]:
+        return self._outage.stats()
 
 
 def _redis_client(storage: object) -> Any:
@@ -180,12 +236,14 @@ def _redis_client(storage: object) -> Any:
     if not isinstance(storage, str):
         return storage
     try:
-        import redis  # optional: imported only when a Redis storage is configured
+        import redis  # noqa: F401  # optional: imported only when a Redis storage is configured
     except ImportError as exc:
         raise ImportError(
             "rate_limit(storage='redis://...') needs the redis package: pip install 'resilience[redis]'"
         ) from exc
-    return redis.Redis.from_url(storage, socket_timeout=5.0, socket_connect_timeout=5.0)
+    from resilience._redis_outage import sync_client
+
+    return sync_client(storage)  # short timeouts: an outage must not hold every caller for long
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,15 +303,20 @@ class Limiter:
 
     def stats(self) -> dict[str, Any]:
         """A JSON-ready view: name, rate, per, burst, storage, tokens, admitted, waited
-        (admitted after waiting for their token), limited (rejected) and drained."""
+        (admitted after waiting for their token), limited (rejected) and drained.
+
+        ``storage`` is ``{"backend": "memory"}`` or, in Redis, ``{"backend": "redis",
+        "connected": bool, "outages": n}`` (outages this process has seen).
+        """
         tokens = self._bucket.tokens()
+        storage = self._bucket.storage()
         with self._lock:
             return {
                 "name": self.name,
                 "rate": self.config.rate,
                 "per": self.config.per,
                 "burst": self.config.burst,
-                "storage": self.config.storage,
+                "storage": storage,
                 "tokens": round(tokens, 6),
                 "admitted": self._admitted,
                 "waited": self._waited,
@@ -426,7 +489,9 @@ class _RateLimitFactory:
     - ``storage="redis://host:6379/0"`` (or a ``redis.Redis`` client) keeps the bucket in
       Redis under ``resilience:rate_limit:<name>``: every process using the name shares one
       limit, updated atomically by a Lua script on the Redis server's clock. Needs
-      ``name``. A Redis error propagates (the call does not run).
+      ``name``. Redis unreachable: each process limits from a local bucket of the same
+      configuration (one WARNING per outage, ``stats()["storage"]["outages"]``), tries
+      Redis again at most once a second and shares the Redis bucket again once it answers.
     - ``drain_on``: outcomes (exception classes, predicates, classifiers) that mean
       "slow down", such as a 429: the bucket is drained for the verdict's
       ``retry_after`` (or just emptied), so the next calls back off. By hand:
@@ -484,7 +549,7 @@ class _RateLimitFactory:
             if storage is None:
                 bucket = _MemoryBucket(burst, interval)
             else:
-                bucket = _RedisBucket(_redis_client(storage), KEY_PREFIX + limiter_name, burst, interval)
+                bucket = _RedisBucket(_redis_client(storage), KEY_PREFIX + limiter_name, limiter_name, burst, interval)
             return Limiter(limiter_name, config, bucket, storage)
 
         if name is None:

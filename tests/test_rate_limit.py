@@ -404,3 +404,109 @@ def test_rate_limited_pickles():
         exc.reason,
         str(exc),
     )
+
+
+# --- Redis outages (a stand-in client, on the fake clock) -----------------------------------
+
+
+class FakeRedis:
+    """A redis client stand-in: its one script keeps a token bucket on the resilience clock, or raises while down."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls = 0  # script calls, answered or not
+        self.bucket: Any = None
+
+    def register_script(self, source: str) -> Callable[..., list[Any]]:
+        import redis
+
+        from resilience._rate_limit import _MemoryBucket
+
+        def script(keys: list[str], args: list[str]) -> list[Any]:
+            self.calls += 1
+            if self.down:
+                raise redis.exceptions.ConnectionError("Connection refused")
+            capacity, interval, cost, max_wait, drain = map(float, args)
+            if self.bucket is None:
+                self.bucket = _MemoryBucket(capacity, interval)
+            granted, wait = True, 0.0
+            if drain >= 0:
+                self.bucket.drain(drain)
+            elif cost < 0:
+                self.bucket.refund()
+            elif cost > 0:
+                granted, wait = self.bucket.take(max_wait)
+            return [int(granted), repr(wait), repr(self.bucket.tokens())]
+
+        return script
+
+
+@pytest.fixture
+def fake_redis() -> FakeRedis:
+    """A stand-in Redis client (needs the redis package for its error classes)."""
+    pytest.importorskip("redis")
+    return FakeRedis()
+
+
+def outage_logs(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "resilience" and "Redis" in r.message]
+
+
+def test_redis_outage_limits_from_a_local_bucket_seeded_from_the_shared_one(twin, clock, caplog, fake_redis):
+    """Redis down after 3 of 5 tokens: the local bucket admits the 2 left, then limits; one WARNING."""
+    caplog.set_level(logging.INFO, logger="resilience")
+    fn = rs.rate_limit(5, per=3600.0, name="api", storage=fake_redis)(twin.wrap(lambda: "ok"))
+    assert ["ok"] * 3 == attempt(twin, fn, 3, 0.0, clock)
+    fake_redis.down = True
+    outcomes = attempt(twin, fn, 4, 0.0, clock)
+    assert ["ok", "ok", rs.RateLimited, rs.RateLimited] == [o if o == "ok" else type(o) for o in outcomes]
+    assert pytest.approx(720.0) == outcomes[2].retry_after
+    stats = rs.rate_limit.get("api").stats()
+    assert {"backend": "redis", "connected": False, "outages": 1} == stats["storage"]
+    assert (5, 2, pytest.approx(-0.0, abs=1e-6)) == (stats["admitted"], stats["limited"], stats["tokens"])
+    assert 4 == fake_redis.calls  # 3 answered, 1 refused: no retry within the second
+    message = (
+        "rate_limit 'api': Redis unreachable (ConnectionError: Connection refused); "
+        "serving from a local bucket (2 of 5 tokens) until it is back"
+    )
+    assert [("WARNING", message)] == outage_logs(caplog)
+
+
+def test_redis_is_tried_once_a_second_and_shared_again_when_it_answers(twin, clock, caplog, fake_redis):
+    """Down from the start: a full local bucket, Redis tried at 0, 1, 2 s; back: shared; a new outage warns again."""
+    caplog.set_level(logging.INFO, logger="resilience")
+    fn = rs.rate_limit(100, per=1.0, name="api", storage=fake_redis)(twin.wrap(lambda: "ok"))
+    limiter = rs.rate_limit.get("api")
+    fake_redis.down = True
+    assert ["ok"] * 12 == attempt(twin, fn, 12, 0.25, clock)  # at 0 .. 2.75 s
+    assert 3 == fake_redis.calls
+    fake_redis.down = False  # at 3 s the next attempt is due
+    assert ["ok", "ok"] == attempt(twin, fn, 2, 0.0, clock)
+    assert (5, 98.0) == (fake_redis.calls, fake_redis.bucket.tokens())  # both calls drew on the shared bucket
+    assert {"backend": "redis", "connected": True, "outages": 1} == limiter.stats()["storage"]
+    fake_redis.down = True
+    assert ["ok"] == attempt(twin, fn, 1, 0.0, clock)
+    assert {"backend": "redis", "connected": False, "outages": 2} == limiter.stats()["storage"]
+    logs = outage_logs(caplog)
+    assert ["WARNING", "INFO", "WARNING"] == [level for level, _ in logs]
+    assert "rate_limit 'api': Redis reachable again after 3 s; back to the shared bucket (99 tokens)" == logs[1][1]
+    assert "serving from a local bucket (100 of 100 tokens)" in logs[0][1]
+    assert "serving from a local bucket (98 of 100 tokens)" in logs[2][1]
+
+
+def test_drain_during_a_redis_outage_drains_the_local_bucket(twin, clock, fake_redis):
+    """limiter.drain(5) while Redis is down empties the local bucket: the next call is due in 5.1 s."""
+    fn = rs.rate_limit(10, per=1.0, name="api", storage=fake_redis)(twin.wrap(lambda: "ok"))
+    limiter = rs.rate_limit.get("api")
+    fake_redis.down = True
+    limiter.drain(5.0)
+    first = attempt(twin, fn, 1, 5.1, clock)[0]
+    assert isinstance(first, rs.RateLimited)
+    assert pytest.approx(5.1) == first.retry_after
+    assert ["ok"] == attempt(twin, fn, 1, 0.0, clock)
+    assert (1, 2) == (limiter.stats()["drained"], fake_redis.calls)  # Redis tried at 0 and 5.1 s
+
+
+def test_memory_limiter_storage_stats():
+    """A memory limiter's stats()["storage"] names its backend."""
+    assert {"backend": "memory"} == rs.rate_limit(10).limiter.stats()["storage"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -106,7 +108,8 @@ def test_async_calls_share_the_redis_bucket(redis_server):
     outcomes = asyncio.run(main())
     assert (2, 1) == (outcomes.count("ok"), sum(isinstance(o, rs.RateLimited) for o in outcomes))
     stats = rs.rate_limit.get("async-api").stats()
-    assert (2, 1, "redis") == (stats["admitted"], stats["limited"], stats["storage"])
+    assert (2, 1) == (stats["admitted"], stats["limited"])
+    assert {"backend": "redis", "connected": True, "outages": 0} == stats["storage"]
 
 
 def test_waiting_caller_reserves_its_token_in_redis(redis_server):
@@ -128,3 +131,63 @@ def test_a_redis_client_object_is_accepted(redis_server):
             fn()
     finally:
         client.close()
+
+
+def calls(twin: Any, fn: Callable[[], Any], count: int) -> list[str]:
+    """Call ``fn`` ``count`` times in a row (in one event loop for async): "ok" or "limited" for each."""
+    if twin.is_async:
+
+        async def main() -> list[str]:
+            results = []
+            for _ in range(count):
+                try:
+                    await fn()
+                    results.append("ok")
+                except rs.RateLimited:
+                    results.append("limited")
+            return results
+
+        return asyncio.run(main())
+    results = []
+    for _ in range(count):
+        try:
+            fn()
+            results.append("ok")
+        except rs.RateLimited:
+            results.append("limited")
+    return results
+
+
+def test_redis_outage_limits_locally_warns_once_and_shares_again(
+    twin: Any, redis_server: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis stopped: the local bucket limits, one WARNING, an outage in stats; restarted: the Redis bucket again."""
+    import redis
+
+    from resilience import _redis_outage
+
+    monkeypatch.setattr(_redis_outage, "RESYNC_INTERVAL", 0.1)
+    caplog.set_level(logging.INFO, logger="resilience")
+    fn = rs.rate_limit(3, per=3600.0, name="outage-api", storage=redis_server.url)(twin.wrap(lambda: "ok"))
+    limiter = rs.rate_limit.get("outage-api")
+    assert ["ok"] == calls(twin, fn, 1)
+    redis_server.stop()
+    assert ["ok", "ok", "limited"] == calls(twin, fn, 3)  # the 2 tokens Redis last reported, then the limit
+    assert {"backend": "redis", "connected": False, "outages": 1} == limiter.stats()["storage"]
+    time.sleep(0.15)
+    assert ["limited"] == calls(twin, fn, 1)  # Redis tried again, still down: the same outage
+    assert {"backend": "redis", "connected": False, "outages": 1} == limiter.stats()["storage"]
+    redis_server.start()  # same port, no data: the shared bucket starts full
+    time.sleep(0.15)
+    assert ["ok", "ok"] == calls(twin, fn, 2)
+    assert {"backend": "redis", "connected": True, "outages": 1} == limiter.stats()["storage"]
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        shared = float(client.hget("resilience:rate_limit:outage-api", "tokens") or "nan")
+    finally:
+        client.close()
+    assert pytest.approx(1.0, abs=0.01) == shared  # the two calls after the restart drew on Redis
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "resilience"]
+    assert 1 == sum("Redis unreachable" in message for _, message in messages), messages
+    assert 1 == sum(level == "WARNING" for level, _ in messages), messages
+    assert any("Redis reachable again" in message for _, message in messages)
