@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import inspect
 import logging
 import math
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 from resilience import _clock
 from resilience._budget import RetryBudget
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
+from resilience._workers import Job, WorkerPool
 
 R = TypeVar("R")
 logger = logging.getLogger("resilience")
@@ -110,108 +110,7 @@ def _all_failed_note(exc: BaseException, name: str, attempts: int) -> None:
 # --------------------------------------------------------------------------- sync attempts
 
 
-class _Attempt:
-    """One sync attempt handed to a worker thread, with the caller's contextvars."""
-
-    __slots__ = ("args", "context", "ended", "error", "fn", "kwargs", "result", "started", "state", "waker")
-
-    def __init__(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs, waker: threading.Event) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.waker = waker
-        self.context = contextvars.copy_context()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.state = "queued"  # -> running -> finished; "abandoned" / "dropped" once nobody waits
-        self.started = _clock.monotonic()
-        self.ended = math.inf
-
-
-class _Pool:
-    """A bounded pool of daemon threads for sync hedged attempts (idle threads exit)."""
-
-    def __init__(self, max_workers: int = 32, idle_seconds: float = 60.0) -> None:
-        self.max_workers = max_workers
-        self.idle_seconds = idle_seconds
-        self._jobs: deque[_Attempt] = deque()
-        self._ready = threading.Condition(threading.Lock())
-        self._threads = 0
-        self._idle = 0
-        self._abandoned = 0
-        self._abandoned_total = 0
-        self._completed = 0
-
-    def submit(self, attempt: _Attempt) -> None:
-        with self._ready:
-            self._jobs.append(attempt)
-            spawn = len(self._jobs) > self._idle and self._threads < self.max_workers
-            if spawn:
-                self._threads += 1
-            self._ready.notify()
-        if spawn:
-            threading.Thread(target=self._work, name="resilience-hedge", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            with self._ready:
-                while not self._jobs:
-                    self._idle += 1
-                    notified = self._ready.wait(self.idle_seconds)
-                    self._idle -= 1
-                    if not notified and not self._jobs:
-                        self._threads -= 1
-                        return
-                attempt = self._jobs.popleft()
-                attempt.state = "running"
-            self._run(attempt)
-
-    def _run(self, attempt: _Attempt) -> None:
-        try:
-            attempt.result = attempt.context.run(attempt.fn, *attempt.args, **attempt.kwargs)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
-            attempt.error = exc
-        attempt.ended = _clock.monotonic()
-        with self._ready:
-            abandoned = attempt.state == "abandoned"
-            if abandoned:
-                self._abandoned -= 1
-            attempt.state = "finished"
-            self._completed += 1
-        if abandoned:  # nobody will read it: free what it holds
-            if attempt.error is None:
-                _discard(attempt.result)
-            attempt.result = attempt.error = None
-        attempt.waker.set()
-
-    def abandon(self, attempt: _Attempt) -> bool:
-        """Give up on ``attempt``; False when it finished meanwhile."""
-        with self._ready:
-            if attempt.state == "finished":
-                return False
-            if attempt.state == "queued":
-                self._jobs.remove(attempt)
-                attempt.state = "dropped"
-            else:
-                attempt.state = "abandoned"
-                self._abandoned += 1
-            self._abandoned_total += 1
-            return True
-
-    def stats(self) -> dict[str, int]:
-        with self._ready:
-            return {
-                "max_workers": self.max_workers,
-                "workers": self._threads,
-                "busy": self._threads - self._idle,
-                "queued": len(self._jobs),
-                "abandoned": self._abandoned,
-                "abandoned_total": self._abandoned_total,
-                "completed": self._completed,
-            }
-
-
-pool = _Pool()
+pool = WorkerPool(thread_name="resilience-hedge", discard=_discard)
 
 
 # --------------------------------------------------------------------------- the layer
@@ -278,7 +177,7 @@ class Hedge(Layer):
         if delay is None:
             return self._observed_sync(fn, args, kwargs)
         waker = threading.Event()
-        attempts = [_Attempt(fn, args, kwargs, waker)]
+        attempts = [Job(fn, args, kwargs, waker)]
         pool.submit(attempts[0])
         next_at = attempts[0].started + delay
         hedging, due = True, False
@@ -300,7 +199,7 @@ class Hedge(Layer):
                 if hedging and (due or now >= next_at):
                     due = False
                     if self._may_hedge():
-                        attempts.append(_Attempt(fn, args, kwargs, waker))
+                        attempts.append(Job(fn, args, kwargs, waker))
                         pool.submit(attempts[-1])
                         next_at = now + delay
                     else:
@@ -319,7 +218,7 @@ class Hedge(Layer):
         _all_failed_note(error, call_name(fn), len(attempts))
         raise error
 
-    def _abandon_sync(self, attempts: list[_Attempt], winner: _Attempt | None) -> None:
+    def _abandon_sync(self, attempts: list[Job], winner: Job | None) -> None:
         now = _clock.monotonic()
         for attempt in attempts:
             if attempt is winner:

@@ -4,9 +4,7 @@ or cooperatively)."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -23,7 +21,10 @@ from resilience._engine import (
     current_deadline,
     current_record,
 )
+from resilience._workers import Job, WorkerPool
 from resilience.errors import DeadlineExceeded
+
+_Job = Job  # the names tests and older code know
 
 R = TypeVar("R")
 Mode = Literal["thread", "signal", "cooperative"]
@@ -31,110 +32,7 @@ MODES = ("thread", "signal", "cooperative")
 MAX_SECONDS = 365 * 86_400.0  # beyond this, thread waits and itimers overflow
 
 
-class _Job:
-    """One call handed to a worker thread, with the caller's contextvars."""
-
-    __slots__ = ("args", "context", "done", "error", "finished_at", "fn", "kwargs", "result", "state")
-
-    def __init__(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.context = contextvars.copy_context()
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        # queued -> running -> finished; or "abandoned" (running, nobody waits) / "dropped" (never ran)
-        self.state = "queued"
-        self.finished_at = float("-inf")
-
-
-class WorkerPool:
-    """A bounded pool of daemon threads for ``mode="thread"`` timeouts.
-
-    Daemon threads, unlike ``ThreadPoolExecutor``'s, never keep the interpreter from
-    exiting while an abandoned call hangs. When every worker is busy, calls queue, and
-    the time they wait counts against their own deadline; a call abandoned while still
-    queued leaves the queue at once, with everything it held. So the queue never holds
-    more than the callers currently waiting, and nothing waits forever.
-    """
-
-    def __init__(self, max_workers: int = 32, idle_seconds: float = 60.0) -> None:
-        self.max_workers = max_workers
-        self.idle_seconds = idle_seconds
-        self._jobs: deque[_Job] = deque()
-        self._ready = threading.Condition(threading.Lock())
-        self._threads = 0
-        self._idle = 0
-        self._abandoned_running = 0
-        self._abandoned_total = 0
-        self._completed = 0
-
-    def submit(self, job: _Job) -> None:
-        with self._ready:
-            self._jobs.append(job)
-            spawn = len(self._jobs) > self._idle and self._threads < self.max_workers
-            if spawn:
-                self._threads += 1
-            self._ready.notify()
-        if spawn:
-            threading.Thread(target=self._work, name="resilience-timeout", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            with self._ready:
-                while not self._jobs:
-                    self._idle += 1
-                    notified = self._ready.wait(self.idle_seconds)
-                    self._idle -= 1
-                    if not notified and not self._jobs:
-                        self._threads -= 1  # idle too long: let the thread go
-                        return
-                job = self._jobs.popleft()
-                job.state = "running"
-            self._run(job)
-            job.done.set()
-
-    def _run(self, job: _Job) -> None:
-        try:
-            job.result = job.context.run(job.fn, *job.args, **job.kwargs)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
-            job.error = exc
-        job.finished_at = _clock.monotonic()
-        with self._ready:
-            if job.state == "abandoned":
-                self._abandoned_running -= 1
-            job.state = "finished"
-            self._completed += 1
-
-    def abandon(self, job: _Job) -> bool:
-        """Give up on ``job``; False when it finished meanwhile (its result is then used)."""
-        with self._ready:
-            if job.state == "finished":
-                return False
-            if job.state == "queued":
-                self._jobs.remove(job)  # never started: it will not run at all
-                job.state = "dropped"
-            else:
-                job.state = "abandoned"
-                self._abandoned_running += 1
-            self._abandoned_total += 1
-            return True
-
-    def stats(self) -> dict[str, int]:
-        with self._ready:
-            return {
-                "max_workers": self.max_workers,
-                "workers": self._threads,
-                "busy": self._threads - self._idle,
-                "queued": len(self._jobs),
-                "abandoned": self._abandoned_running,
-                "abandoned_total": self._abandoned_total,
-                "completed": self._completed,
-            }
-
-
-pool = WorkerPool()
+pool = WorkerPool(thread_name="resilience-timeout")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -181,7 +79,7 @@ class Timeout(Layer):
                     return self._run_with_alarm(fn, args, kwargs, start, deadline, limit)
                 finally:
                     scope.active = False
-            job = _Job(fn, args, kwargs)  # copies the context, deadline included
+            job = Job(fn, args, kwargs)  # copies the context, deadline included
         finally:
             current_deadline.reset(token)
         pool.submit(job)
@@ -193,7 +91,7 @@ class Timeout(Layer):
         abandoned = not finished and pool.abandon(job)
         if not abandoned:
             scope.active = False  # an abandoned worker keeps its (passed) deadline on purpose
-        if abandoned or job.finished_at > deadline:
+        if abandoned or job.ended > deadline:
             # Abandoned, or finished only after the deadline (a fake clock can make a late
             # job finish before its caller wakes): either way the call ran out of time.
             raise self._expired(fn, start, deadline, limit)
