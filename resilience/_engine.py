@@ -13,7 +13,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,17 +23,80 @@ Kwargs = dict[str, Any]
 
 
 class CallRecord:
-    """What inner layers learned about one logical call; ``@monitored`` reads it."""
+    """What inner layers learned about one logical call; ``@monitored`` reads it.
 
-    __slots__ = ("attempts", "error_kind", "fallback", "retry_reasons", "timeout_kind", "verdict")
+    Fields: ``attempts`` (made, first included), ``timeout_kind`` (which timeout
+    expired: "timeout", "total", "attempt", "connect", "read"...), ``verdict``,
+    ``fallback`` (a fallback answered), ``dropped`` (a best-effort layer swallowed the
+    failure and answered nothing), ``error_kind`` (the failure kind behind a fallback
+    or drop), ``retry_reasons``, ``status`` (an HTTP status code an inner layer saw) and
+    ``url``.
 
-    def __init__(self) -> None:
-        self.attempts = 1
-        self.timeout_kind: str | None = None
-        self.verdict: str | None = None
-        self.fallback = False
-        self.error_kind: str | None = None
-        self.retry_reasons: list[str] | None = None
+    Creating one is a bare allocation on the happy path: every field starts unset and
+    reads as its default. The first write turns the record into a ``touched`` one (its
+    class changes), which is all the monitor checks after a successful call to know it
+    can take its fast path.
+    """
+
+    __slots__ = (
+        "attempts",
+        "dropped",
+        "error_kind",
+        "fallback",
+        "retry_reasons",
+        "status",
+        "timeout_kind",
+        "url",
+        "verdict",
+    )
+
+    attempts: int
+    timeout_kind: str | None
+    verdict: str | None
+    fallback: bool
+    dropped: bool
+    error_kind: str | None
+    retry_reasons: list[str] | None
+    status: int | None
+    url: str | None
+    touched = False
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which then still catch a misspelt field
+
+        def __getattr__(self, name: str) -> Any:  # only asked for an unset field (or a wrong name)
+            try:
+                return _RECORD_DEFAULTS[name]
+            except KeyError:
+                raise AttributeError(f"CallRecord has no field {name!r}; fields: {sorted(_RECORD_DEFAULTS)}") from None
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)  # a name that is no field has no slot: AttributeError
+            if not self.touched:
+                object.__setattr__(self, "__class__", _TouchedRecord)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in sorted(_RECORD_DEFAULTS))
+        return f"CallRecord({fields})"
+
+
+class _TouchedRecord(CallRecord):
+    """A call record some layer wrote to."""
+
+    __slots__ = ()
+    touched = True
+
+
+_RECORD_DEFAULTS: dict[str, Any] = {
+    "attempts": 1,
+    "timeout_kind": None,
+    "verdict": None,
+    "fallback": False,
+    "dropped": False,
+    "error_kind": None,
+    "retry_reasons": None,
+    "status": None,
+    "url": None,
+}
 
 
 class DeadlineScope:

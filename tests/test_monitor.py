@@ -257,7 +257,7 @@ def test_health_ignores_too_few_calls(twin: Any) -> None:
     for _ in range(3):
         call(twin, fn)
     assert "healthy" == rs.monitor.health(min_calls=10)["status"]
-    assert "degraded" == rs.monitor.health(min_calls=3)["status"]
+    assert "unhealthy" == rs.monitor.health(min_calls=3)["status"]  # 0 % success: below unhealthy_success_rate
 
 
 def test_health_degraded_by_open_breaker_of_same_name(twin: Any) -> None:

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from resilience._sketch import LatencySketch
+from resilience._sketch import _UPPERS, MAX_KEY, MIN_KEY, LatencySketch, bucket_counts, key_of
 
 QUANTILES = [0.0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
 
@@ -117,3 +117,68 @@ def test_extreme_durations_stay_bounded() -> None:
     assert 6 == sketch.count
     assert 1e9 == sketch.max
     assert 2 == len(sketch._buckets)
+
+
+@pytest.mark.parametrize("sigma", [0.001, 0.05, 0.4, 1.2, 4.0])
+@pytest.mark.parametrize("median", [1e-7, 1.2e-6, 0.05, 3_000.0, 80_000.0])
+def test_bulk_counting_matches_add(median: float, sigma: float) -> None:
+    """``bucket_counts`` (sorted and bisected, or by log2 when sparse) counts every sample where ``add`` would."""
+    rng = random.Random(hash((median, sigma)))
+    samples = [rng.lognormvariate(math.log(median), sigma) for _ in range(700)]
+    samples[3:6] = [0.0, 1e-9, 1e12]  # zero, below and above the clamped range
+    one_by_one = sketch_of(samples)
+    counts, highest = bucket_counts(samples)
+    assert one_by_one._buckets == counts
+    assert max(samples) == highest
+
+
+def test_bucket_bounds_agree_with_the_formula() -> None:
+    """Each bucket's largest sample, used by bisection, is in the bucket, and the next float is not."""
+    for key in range(MIN_KEY, MAX_KEY):
+        largest = _UPPERS[key - MIN_KEY]
+        assert (key, key + 1) == (key_of(largest), key_of(math.nextafter(largest, math.inf)))
+
+
+def test_add_many_equals_add() -> None:
+    """``add_many`` gives the sketch ``add`` on each sample gives, count, sum and max included."""
+    samples = lognormal_samples(seed=9, count=5_000)
+    bulk = LatencySketch()
+    bulk.add_many(samples)
+    single = sketch_of(samples)
+    assert (single._buckets, single.count, single.max) == (bulk._buckets, bulk.count, bulk.max)
+    assert pytest.approx(single.total) == bulk.total
+
+
+def test_compact_counters_widen_instead_of_overflowing() -> None:
+    """A compact (2-byte) sketch moves to wider counters when a bucket passes 65,535, by add, bulk or merge."""
+    sketch = LatencySketch(compact=True)
+    sketch.add_counts({-100: 65_535}, 65_535, 1.0, 0.1)
+    sketch.add(0.13)
+    sketch.add_counts({-100: 1}, 1, 0.1, 0.1)
+    other = LatencySketch(compact=True)
+    other.add_counts({-100: 65_000}, 65_000, 1.0, 0.1)
+    sketch.merge(other)
+    assert {-100: 130_536, key_of(0.13): 1} == sketch._buckets
+    assert 130_537 == sketch.count
+
+
+def test_memory_is_one_small_counter_per_bucket_in_range() -> None:
+    """Counts live in one array over the occupied range: a compact sketch of a wide spread stays a few KB."""
+    sketch = LatencySketch(compact=True)
+    sketch.add_many(lognormal_samples(seed=3, count=50_000))
+    assert sketch.memory() <= 2 * (MAX_KEY - MIN_KEY + 1)
+    assert len(sketch._counts) <= MAX_KEY - MIN_KEY + 1
+
+
+def test_merging_disjoint_ranges_and_copies() -> None:
+    """Sketches over disjoint ranges merge into one covering both; a copy is independent."""
+    low, high = LatencySketch(), LatencySketch()
+    low.add(0.001)
+    high.add(100.0)
+    merged = low.copy()
+    merged.merge(high)
+    high.merge(low)
+    assert merged._buckets == high._buckets
+    assert 1 == low.count
+    assert pytest.approx(100.0, rel=0.01) == merged.quantile(1.0)
+    assert pytest.approx(0.001, rel=0.01) == merged.quantile(0.0)
