@@ -201,12 +201,16 @@ def decorate(layer: Layer, fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def error_kind(exc: BaseException) -> str:
-    """The failure kind ``@monitored`` counts: timeout, circuit_open, connection, cancelled,
-    or the exception's type name. requests' errors are recognised by class name, so this
-    module never imports requests."""
+    """The failure kind ``@monitored`` counts: timeout, circuit_open, bulkhead_full,
+    rate_limited, connection, cancelled, or the exception's type name. requests' errors are
+    recognised by class name, so this module never imports requests."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "CircuitBreakerError" in names:
         return "circuit_open"
+    if "BulkheadFull" in names:
+        return "bulkhead_full"
+    if "RateLimited" in names:
+        return "rate_limited"
     if not isinstance(exc, Exception):
         return "cancelled"
     if isinstance(exc, TimeoutError) or "Timeout" in names:

@@ -653,7 +653,7 @@ def _log(event: CallEvent) -> None:
         return  # the layer that answered instead logged it; a cancellation is the caller's choice
     # A timeout or an open circuit on the only attempt is an expected event; anything
     # else, and any failure that outlived its retries, is a give-up.
-    expected = outcome in ("timeout", "circuit_open") and event.attempts == 1
+    expected = outcome in ("timeout", "circuit_open", "bulkhead_full", "rate_limited") and event.attempts == 1
     level = logging.WARNING if expected else logging.ERROR
     if not logger.isEnabledFor(level):
         return

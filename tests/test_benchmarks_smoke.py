@@ -61,6 +61,7 @@ def test_overhead_table() -> None:
     names = row_names(output)
     assert names == HAPPY_ROWS + FAILURE_ROWS + FAILURE_ROWS
     assert re.search(r"^TARGET stack <= 0.25x tenacity .* -> (PASS|FAIL)$", output, re.MULTILINE)
+    assert re.search(r"^MONITORED @monitored adds <= 1000 ns .* -> (PASS|FAIL)$", output, re.MULTILINE)
     assert "overhead ratio" in output
     assert "Failure path, logging quiet" in output
     assert "Failure path, logging default" in output
@@ -75,6 +76,7 @@ def test_overhead_json() -> None:
         assert all(row["us_best"] > 0 for row in block["rows"])
     assert isinstance(result["target"]["pass"], bool)
     assert result["target"]["limit"] == 0.25
+    assert isinstance(result["monitored_target"]["pass"], bool)
     assert result["meta"]["quick"] is True
 
 

@@ -313,3 +313,19 @@ def test_reset_zeroes_counters_of_decorated_functions_in_place(twin: Any) -> Non
     assert {} == rs.monitor.snapshot()
     twin.run(fn)
     assert 1 == rs.monitor.snapshot("svc")["calls"]
+
+
+def test_limiter_refusals_have_their_own_outcome_kinds(twin: Any) -> None:
+    """A full bulkhead and an exhausted rate limit are counted as "bulkhead_full" and "rate_limited"."""
+
+    def refuse_slot() -> None:
+        raise rs.BulkheadFull("db", 4, 0.0)
+
+    def refuse_token() -> None:
+        raise rs.RateLimited("api", 0.5)
+
+    for body in (refuse_slot, refuse_token):
+        with pytest.raises(rs.ResilienceError):
+            twin.run(rs.monitored("refusals")(twin.wrap(body)))
+    outcomes = rs.monitor.snapshot("refusals")["outcomes"]
+    assert (1, 1) == (outcomes["bulkhead_full"], outcomes["rate_limited"])
