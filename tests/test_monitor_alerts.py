@@ -290,7 +290,7 @@ def test_unnamed_monitor_alerts_under_the_function_name(clock: rs.testing.FakeCl
 def test_rules_survive_reset_and_go_with_their_functions(clock: rs.testing.FakeClock) -> None:
     """``rs.testing.reset()`` keeps a live function's alerting (state cleared); a collected function's rule goes."""
     alerts: list[rs.monitor.Alert] = []
-    fn = rs.monitored("svc", on_alert=alerts.append, alert_min_calls=1)(lambda: 1 / 0)
+    fn = rs.monitored("svc-rules-lifetime", on_alert=alerts.append, alert_min_calls=1)(lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         fn()
     rs.testing.reset()
@@ -299,8 +299,8 @@ def test_rules_survive_reset_and_go_with_their_functions(clock: rs.testing.FakeC
     assert [False, False] == [alert.recovered for alert in alerts]
     del fn
     gc.collect()
-    stats = rs.monitor.default.stats("svc")
+    stats = rs.monitor.default.stats("svc-rules-lifetime")
     assert 0 == len(stats.rules)
-    other = rs.monitored("svc")(lambda: "ok")
+    other = rs.monitored("svc-rules-lifetime")(lambda: "ok")
     other()
     assert (2, False) == (len(alerts), stats.firing)
