@@ -5,10 +5,20 @@ retry asks to *withdraw* one. A withdrawal is allowed while the retries made in 
 ``window`` seconds stay below ``ratio`` x the first attempts made in that window, plus a
 floor of ``min_per_second`` x ``window`` (so a quiet service can still retry). A failing
 dependency then sees about ``1 + ratio`` times its normal load, not ``attempts`` times.
+
+A logical call deposits *once* per budget, however many layers using that budget it
+crosses: ``retry_on(..., budget=b)`` and ``hedge(budget=b)`` around one function (as
+``rs.Policy(budget=b, hedge=rs.hedge(budget=b))`` builds them) open the call with
+:func:`open_call`, which deposits only when no enclosing layer of the same call already
+did. A context variable carries that mark into every attempt -- retries, hedged extras
+(their worker threads get the caller's context) and whatever the function itself calls --
+so a retry is never counted as a first attempt, and the budget cannot grow with the very
+failures it caps.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 from typing import Any
@@ -17,6 +27,32 @@ from resilience import _clock
 from resilience._engine import check_seconds
 
 SLOTS = 10  # the window is kept as this many periods: old traffic ages out in steps of window/10
+
+
+# The budgets whose deposit the logical call running in this context has already made.
+_deposited: contextvars.ContextVar[tuple[RetryBudget, ...]] = contextvars.ContextVar(
+    "resilience_budget_deposited", default=()
+)
+
+
+def open_call(budget: RetryBudget) -> contextvars.Token[tuple[RetryBudget, ...]] | None:
+    """Deposit ``budget``'s first attempt for the logical call starting here, unless an
+    enclosing layer of the same call already did (this is then one of its attempts).
+
+    Returns the token for :func:`close_call` (None when nothing was marked).
+    """
+    deposited = _deposited.get()
+    for other in deposited:
+        if other is budget:
+            return None
+    budget.deposit()
+    return _deposited.set((*deposited, budget))
+
+
+def close_call(token: contextvars.Token[tuple[RetryBudget, ...]] | None) -> None:
+    """End the logical call :func:`open_call` marked (called in the same context)."""
+    if token is not None:
+        _deposited.reset(token)
 
 
 class RetryBudget:
@@ -29,9 +65,12 @@ class RetryBudget:
 
     Pass it to ``rs.retry_on(..., budget=b)``, ``rs.Policy(budget=b)`` or
     ``rs.hedge(budget=b)``; one budget may be shared by many functions (one per
-    dependency is the usual choice). A retry the budget denies is not made: the failure
-    surfaces with a note saying so, and ``stats()["denied"]`` counts it. Time is the
-    resilience clock, so a fake clock drives it in tests.
+    dependency is the usual choice), and by a ``retry_on`` and a ``hedge`` of the same
+    call: a logical call deposits once per budget, its retries and hedged extras only
+    withdraw (so do calls made *inside* it through layers on the same budget). A retry
+    the budget denies is not made: the failure surfaces with a note saying so, and
+    ``stats()["denied"]`` counts it. Time is the resilience clock, so a fake clock drives
+    it in tests.
 
     >>> import resilience as rs
     >>> budget = rs.RetryBudget(ratio=0.2, min_per_second=0.0)

@@ -5,6 +5,21 @@ run in a bounded pool of daemon worker threads (this module's own, so hedging ne
 competes with ``rs.timeout``'s pool): the losers are abandoned, since Python cannot
 stop a thread, and whatever they return later is closed if it can be (``close()``).
 
+A sync attempt never waits in the pool's queue (``WorkerPool.try_submit``): it starts on
+a free worker at once, or not in the pool at all. When no worker is free -- the pool is
+saturated, for instance because every worker runs a hedged call that itself calls a
+hedged ``def`` -- the call runs its only attempt in the caller's thread, unhedged, exactly
+like the same code without a hedge; and an extra attempt that finds no free worker is not
+started (the call keeps waiting for the attempts it has). Every thread a caller waits for
+is therefore running, so hedging adds no deadlock, whatever the nesting; what a saturated
+pool costs is hedging, not progress (``stats()["saturated"]`` counts those calls and
+extras). The alternative -- the first attempt always in the caller's thread -- would let
+the caller return only when that attempt returns, which defeats hedging.
+
+A call deposits into its budget once, not once per attempt: when an enclosing
+``retry_on`` on the same budget already deposited for the logical call, the hedge's
+attempts are its retries, not new calls (``resilience._budget.open_call``).
+
 Without a fixed ``delay``, a hedge waits for the ``quantile`` of the latencies its own
 attempts showed recently. An attempt cut short (a cancelled or abandoned loser) counts
 with the time it had run, a lower bound of its latency: the estimate then converges on
@@ -25,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from resilience import _clock
-from resilience._budget import RetryBudget
+from resilience._budget import RetryBudget, close_call, open_call
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
 from resilience._workers import Job, WorkerPool
 
@@ -74,7 +89,7 @@ class _Latencies:
 class _HedgeState:
     """Counters and latencies of one hedge layer."""
 
-    __slots__ = ("calls", "denied", "hedged", "latencies", "lock", "won")
+    __slots__ = ("calls", "denied", "hedged", "latencies", "lock", "saturated", "won")
 
     def __init__(self, quantile: float) -> None:
         self.latencies = _Latencies(quantile)
@@ -83,6 +98,7 @@ class _HedgeState:
         self.hedged = 0  # extra attempts started
         self.won = 0  # calls answered by an extra attempt
         self.denied = 0  # extra attempts the budget refused
+        self.saturated = 0  # sync calls run inline and extra attempts not started: no free worker
 
     def count(self, field: str) -> None:
         with self.lock:
@@ -136,7 +152,9 @@ class Hedge(Layer):
 
     def stats(self) -> dict[str, Any]:
         """calls, hedged (extra attempts started), won (calls an extra attempt answered),
-        denied (extra attempts the budget refused) and the current delay."""
+        denied (extra attempts the budget refused), saturated (sync calls run unhedged in
+        the caller's thread and extra attempts not started, for want of a free worker) and
+        the current delay."""
         state = self.state
         with state.lock:
             return {
@@ -144,13 +162,14 @@ class Hedge(Layer):
                 "hedged": state.hedged,
                 "won": state.won,
                 "denied": state.denied,
+                "saturated": state.saturated,
                 "delay": self.current_delay(),
             }
 
     def reset(self) -> None:
         """Zero the counters and forget the latencies."""
         with self.state.lock:
-            self.state.calls = self.state.hedged = self.state.won = self.state.denied = 0
+            self.state.calls = self.state.hedged = self.state.won = self.state.denied = self.state.saturated = 0
         self.state.latencies.clear()
 
     def _observe(self, seconds: float) -> None:
@@ -169,17 +188,28 @@ class Hedge(Layer):
         self.state.count("denied")
         return False
 
-    # sync: every attempt in a worker thread, the caller waits for the first success
+    # sync: every attempt in a worker thread that starts it at once, the caller waits for the
+    # first success; no free worker: the call runs inline, unhedged (see the module's docstring)
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
-        self.budget.deposit()
-        self.state.count("calls")
-        delay = self.current_delay()
-        if delay is None:
-            return self._observed_sync(fn, args, kwargs)
-        waker = threading.Event()
-        attempts = [Job(fn, args, kwargs, waker)]
-        pool.submit(attempts[0])
-        next_at = attempts[0].started + delay
+        token = open_call(self.budget)
+        try:
+            self.state.count("calls")
+            delay = self.current_delay()
+            if delay is None:
+                return self._observed_sync(fn, args, kwargs)
+            waker = threading.Event()
+            first = Job(fn, args, kwargs, waker)  # after open_call: its context carries the mark
+            if not pool.try_submit(first):
+                self.state.count("saturated")
+                return self._inline_sync(fn, args, kwargs)
+            return self._race_sync(first, delay)  # type: ignore[no-any-return]
+        finally:
+            close_call(token)
+
+    def _race_sync(self, first: Job, delay: float) -> Any:
+        waker = first.done
+        attempts = [first]
+        next_at = first.started + delay
         hedging, due = True, False
         try:
             while True:
@@ -188,21 +218,24 @@ class Hedge(Layer):
                 winner = next((a for a in finished if a.error is None), None)
                 if winner is not None:
                     self._observe(winner.ended - winner.started)
-                    if winner is not attempts[0]:
+                    if winner is not first:
                         self.state.count("won")
                     self._abandon_sync(attempts, winner)
-                    return winner.result  # type: ignore[no-any-return]
+                    return winner.result
                 if len(finished) == len(attempts):
                     break  # every attempt failed: failures are retry's job, not hedging's
                 hedging = hedging and len(attempts) <= self.max_extra
                 now = _clock.monotonic()
                 if hedging and (due or now >= next_at):
                     due = False
-                    if self._may_hedge():
-                        attempts.append(Job(fn, args, kwargs, waker))
-                        pool.submit(attempts[-1])
+                    extra = Job(first.fn, first.args, first.kwargs, waker)
+                    started = pool.try_submit(extra, self._may_hedge)  # the budget is asked only if a worker is free
+                    if started:
+                        attempts.append(extra)
                         next_at = now + delay
                     else:
+                        if started is None:  # no free worker
+                            self.state.count("saturated")
                         hedging = False
                 elif hedging:
                     due = not _clock.current.wait(waker, next_at - now)
@@ -211,11 +244,11 @@ class Hedge(Layer):
         except BaseException:  # e.g. KeyboardInterrupt while waiting: nobody waits for them now
             self._abandon_sync(attempts, None)
             raise
-        error = attempts[0].error
+        error = first.error
         assert error is not None
         for attempt in attempts:
             attempt.error = None  # no cycle through the tracebacks
-        _all_failed_note(error, call_name(fn), len(attempts))
+        _all_failed_note(error, call_name(first.fn), len(attempts))
         raise error
 
     def _abandon_sync(self, attempts: list[Job], winner: Job | None) -> None:
@@ -236,17 +269,26 @@ class Hedge(Layer):
         self.state.latencies.add(_clock.monotonic() - start)
         return result
 
+    def _inline_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        start = _clock.monotonic()
+        result = fn(*args, **kwargs)
+        self._observe(_clock.monotonic() - start)
+        return result
+
     # async: every attempt a task of the caller's loop, the losers cancelled
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
-        self.budget.deposit()
-        self.state.count("calls")
-        delay = self.current_delay()
-        if delay is None:
-            start = _clock.monotonic()
-            result = await fn(*args, **kwargs)
-            self.state.latencies.add(_clock.monotonic() - start)
-            return result
-        return await _AsyncRace(self, fn, args, kwargs, delay).run()  # type: ignore[no-any-return]
+        token = open_call(self.budget)  # the attempts' tasks copy the context, mark included
+        try:
+            self.state.count("calls")
+            delay = self.current_delay()
+            if delay is None:
+                start = _clock.monotonic()
+                result = await fn(*args, **kwargs)
+                self.state.latencies.add(_clock.monotonic() - start)
+                return result
+            return await _AsyncRace(self, fn, args, kwargs, delay).run()  # type: ignore[no-any-return]
+        finally:
+            close_call(token)
 
 
 _background: set[asyncio.Future[Any]] = set()  # losing tasks, kept alive until their cancellation ends
@@ -364,12 +406,18 @@ class _HedgeFactory:
     - ``max_extra``: extra attempts per call at most, each ``delay`` after the previous.
     - Every extra attempt draws on ``budget`` (an :class:`rs.RetryBudget`; default one of
       its own allowing 10 % extra attempts plus 1 per second), so a dependency that turns
-      slow for everyone does not get twice the load.
+      slow for everyone does not get twice the load. A call deposits once: the budget may
+      be the enclosing ``retry_on``'s, whose retries then do not count as new calls.
     - The first success wins. ``async def``: the other attempts are cancelled. ``def``:
       every attempt runs in a bounded pool of daemon threads (``rs.hedge.stats()``,
       ``rs.hedge.configure(max_workers=...)``); the losers are abandoned, and a result they
       return later is closed (its ``close()`` called). A failure does not start an attempt
       (that is retrying); when every attempt failed, the first attempt's error surfaces.
+    - An attempt never queues for a worker: when none is free (say every worker runs a
+      hedged ``def`` that calls another hedged ``def``), the call runs in the caller's
+      thread without hedging, as it would without ``hedge``, and an extra attempt is not
+      started; ``stats()["saturated"]`` counts both. Nested hedged ``def``s cannot
+      deadlock the pool; they are hedged while it has room.
     - No attempt starts after the enclosing deadline.
 
     Put it inside ``retry_on`` and outside ``rate_limit``/``bulkhead``/``circuit``, so that
@@ -416,7 +464,8 @@ class _HedgeFactory:
         return pool.stats()
 
     def configure(self, *, max_workers: int) -> None:
-        """Set the worker pool's bound (default 32 threads)."""
+        """Set the worker pool's bound (default 32 threads). Beyond it, calls run unhedged
+        in their caller's thread rather than wait for a worker."""
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
         pool.max_workers = max_workers

@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, DoAttempt, DoSleep, RetryCallState, Retrying
 from tenacity.wait import wait_base
 
 from resilience import _clock
-from resilience._budget import RetryBudget
+from resilience._budget import RetryBudget, close_call, open_call
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds, current_record
 from resilience._pybreaker import pybreaker
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, on_result, to_classifier
@@ -335,13 +335,21 @@ class BudgetedRetry(Retry):
     def __repr__(self) -> str:
         return f"retry_on({self.label}, attempts={self.attempts}, budget={self.budget!r})"
 
+    # One deposit per logical call, and none when an enclosing layer on the same budget
+    # made it; the mark tells a hedge (or a retry) inside that its attempts are not new calls.
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
-        self.budget.deposit()
-        return Retry.run_sync(self, fn, args, kwargs)
+        token = open_call(self.budget)
+        try:
+            return Retry.run_sync(self, fn, args, kwargs)
+        finally:
+            close_call(token)
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
-        self.budget.deposit()
-        return await Retry.run_async(self, fn, args, kwargs)
+        token = open_call(self.budget)
+        try:
+            return await Retry.run_async(self, fn, args, kwargs)
+        finally:
+            close_call(token)
 
 
 def with_budget(retry: Retry, budget: RetryBudget) -> Retry:

@@ -1,4 +1,8 @@
-"""A bounded pool of daemon worker threads, for sync timeouts and sync hedged attempts."""
+"""A bounded pool of daemon worker threads, for sync timeouts and sync hedged attempts.
+
+Timeouts use ``submit`` (a full pool queues the call, whose wait counts against its own
+deadline); hedges use ``try_submit``, which never queues (see ``resilience._hedge``).
+"""
 
 from __future__ import annotations
 
@@ -75,6 +79,29 @@ class WorkerPool:
             self._ready.notify()
         if spawn:
             threading.Thread(target=self._work, name=self.thread_name, daemon=True).start()
+
+    def try_submit(self, job: Job, admit: Callable[[], bool] | None = None) -> bool | None:
+        """Hand ``job`` to a worker that starts it at once (an idle one, or a new one within
+        ``max_workers``), if ``admit()`` -- asked only then, under the pool's lock -- agrees.
+
+        True when started; None when every worker is busy; False when ``admit()`` refused.
+        Nothing is queued unless True. A job submitted this way never waits in the queue, so
+        a caller waiting for it never waits for another caller's job to end: jobs that wait
+        for jobs cannot deadlock the pool.
+        """
+        with self._ready:
+            spawn = len(self._jobs) >= self._idle  # every idle worker already has a job to take
+            if spawn and self._threads >= self.max_workers:
+                return None
+            if admit is not None and not admit():
+                return False
+            self._jobs.append(job)
+            if spawn:
+                self._threads += 1
+            self._ready.notify()
+        if spawn:
+            threading.Thread(target=self._work, name=self.thread_name, daemon=True).start()
+        return True
 
     def _work(self) -> None:
         while True:

@@ -84,6 +84,47 @@ def test_without_a_budget_every_attempt_reaches_the_dependency(twin, clock):
     assert 3_000 == dependency.reached
 
 
+def test_budget_shared_by_retry_and_hedge_counts_each_call_once(twin, clock):
+    """A budget shared by retry_on and hedge: 1,000 failing calls reach the dependency as with separate ones."""
+
+    def reach(hedge_budget: bool) -> tuple[int, int]:
+        with rs.testing.fake_clock() as own:  # both runs start at t=0
+            budget = rs.RetryBudget(ratio=0.2, min_per_second=1.0, window=10.0)
+            dependency = Dependency()
+            policy = rs.Policy(
+                retry=rs.retry_on(ConnectionError, attempts=3, wait_initial=0),
+                budget=budget,
+                hedge=rs.hedge(5.0, budget=budget if hedge_budget else None),
+            )
+            hammer(twin, policy(twin.wrap(dependency)), 1_000, 0.01, own)
+            return dependency.reached, budget.stats()["first_attempts"]
+
+    separate, shared = reach(False), reach(True)
+    assert separate == shared  # was 1,512 reached vs 1,210: every retry counted as a first attempt
+    assert 1_000 < shared[0] <= 1_250
+
+
+def test_layers_on_one_budget_deposit_once_per_call(twin, clock):
+    """retry_on(budget=b) around hedge(budget=b), or a hedge alone, deposits one first attempt per call."""
+    budget = rs.RetryBudget()
+    both = rs.retry_on(ConnectionError, budget=budget)(rs.hedge(5.0, budget=budget)(twin.wrap(lambda: "ok")))
+    alone = rs.hedge(5.0, budget=budget)(twin.wrap(lambda: "ok"))
+    for _ in range(3):
+        assert "ok" == twin.run(both)
+        assert "ok" == twin.run(alone)
+    assert 6 == budget.stats()["first_attempts"]
+
+
+def test_a_retry_inside_a_retry_on_the_same_budget_deposits_once(twin, clock):
+    """Nested retry_on layers sharing a budget: the inner one's runs are attempts of the outer call, not new calls."""
+    budget = rs.RetryBudget(ratio=1.0, min_per_second=0.0)  # one retry per call
+    dependency = Dependency()
+    inner = rs.retry_on(ConnectionError, attempts=2, wait_initial=0, budget=budget)(twin.wrap(dependency))
+    outer = rs.retry_on(ConnectionError, attempts=2, wait_initial=0, budget=budget)(inner)
+    hammer(twin, outer, 1, 0.0, clock)
+    assert (2, 1, 1) == (dependency.reached, budget.stats()["first_attempts"], budget.stats()["denied"])
+
+
 # --- what the budget allows -----------------------------------------------------------------
 
 

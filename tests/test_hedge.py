@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 import resilience as rs
-from resilience import _clock
+from resilience import _clock, _hedge
+from resilience._workers import WorkerPool
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -86,7 +87,7 @@ def test_async_slow_first_attempt_is_hedged_and_cancelled(clock):
 
     assert "attempt 2" == asyncio.run(main())
     assert ([1, 2], [1]) == (started, cancelled)
-    assert {"calls": 1, "hedged": 1, "won": 1, "denied": 0, "delay": 1.0} == layer.stats()
+    assert {"calls": 1, "hedged": 1, "won": 1, "denied": 0, "saturated": 0, "delay": 1.0} == layer.stats()
 
 
 def test_async_fast_answer_is_not_hedged(clock):
@@ -338,7 +339,7 @@ def test_sync_slow_first_attempt_is_hedged_and_its_late_result_closed(clock):
     assert False is winner.closed
     gate.set()  # the abandoned first attempt finishes now
     wait_until(lambda: results[0].closed)
-    assert {"calls": 1, "hedged": 1, "won": 1, "denied": 0, "delay": 1.0} == layer.stats()
+    assert {"calls": 1, "hedged": 1, "won": 1, "denied": 0, "saturated": 0, "delay": 1.0} == layer.stats()
 
 
 def test_sync_fast_answer_is_not_hedged(clock):
@@ -400,6 +401,118 @@ def test_sync_attempts_see_the_callers_context(clock):
         assert 5.0 == fetch()
 
 
+@pytest.fixture
+def small_pool(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], WorkerPool]:
+    """Give sync hedges a fresh pool of ``n`` workers (no idle workers left by other tests)."""
+
+    def install(workers: int) -> WorkerPool:
+        fresh = WorkerPool(workers, idle_seconds=1.0, thread_name="test-hedge", discard=_hedge._discard)
+        monkeypatch.setattr(_hedge, "pool", fresh)
+        return fresh
+
+    return install
+
+
+def run_bounded(target: Callable[[], None], seconds: float = 10.0) -> None:
+    """Run ``target`` in a daemon thread; fail (instead of hanging the suite) if it is not done in ``seconds``."""
+    runner = threading.Thread(target=target, daemon=True)
+    runner.start()
+    runner.join(seconds)
+    assert False is runner.is_alive(), "hung"
+
+
+def test_nested_sync_hedges_do_not_deadlock_a_full_pool(clock, small_pool):
+    """As many outer hedged calls as workers, each calling a hedged def: the inner ones run inline, all finish."""
+    small_pool(2)
+    both_running = threading.Barrier(2, timeout=10)
+    inner_layer, outer_layer = rs.hedge(60.0), rs.hedge(60.0)
+
+    @inner_layer
+    def inner() -> str:
+        return "inner"
+
+    @outer_layer
+    def outer() -> str:
+        both_running.wait()  # every worker now runs an outer attempt
+        answer = inner()
+        both_running.wait()  # and keeps it until both inner calls are made
+        return answer
+
+    results: list[str] = []
+
+    def two_callers() -> None:
+        callers = [threading.Thread(target=lambda: results.append(outer())) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+
+    run_bounded(two_callers)
+    assert ["inner", "inner"] == results
+    assert (0, 2) == (outer_layer.stats()["saturated"], inner_layer.stats()["saturated"])
+
+
+def test_nested_sync_hedge_gets_its_own_worker_while_the_pool_has_room(clock, small_pool):
+    """With a free worker, the inner hedged call still runs in the pool (it can still be hedged)."""
+    small_pool(4)
+
+    @rs.hedge(60.0)
+    def inner() -> threading.Thread:
+        return threading.current_thread()
+
+    @rs.hedge(60.0)
+    def outer() -> tuple[threading.Thread, threading.Thread]:
+        return threading.current_thread(), inner()
+
+    found: list[tuple[threading.Thread, threading.Thread]] = []
+    run_bounded(lambda: found.append(outer()))
+    ((outer_thread, inner_thread),) = found
+    assert (True, True) == ("test-hedge" == outer_thread.name, "test-hedge" == inner_thread.name)
+    assert outer_thread is not inner_thread
+
+
+def test_sync_call_runs_inline_when_no_worker_is_free(clock, small_pool):
+    """A saturated pool does not queue the call: it runs in the caller's thread, unhedged, and is counted."""
+    small_pool(1)
+    hold, holding = threading.Event(), threading.Event()
+
+    @rs.hedge(60.0)
+    def occupy() -> None:
+        holding.set()
+        assert hold.wait(10)
+
+    layer = rs.hedge(60.0)
+    fn = layer(lambda: threading.current_thread())
+    occupier = threading.Thread(target=occupy)
+    occupier.start()
+    try:
+        assert holding.wait(10)
+        assert threading.current_thread() is fn()
+    finally:
+        hold.set()
+        occupier.join(10)
+    assert (1, 1, 0) == (layer.stats()["calls"], layer.stats()["saturated"], layer.stats()["hedged"])
+
+
+def test_sync_extra_attempt_is_not_started_without_a_free_worker(clock, small_pool):
+    """When the hedge falls due and no worker is free, no extra attempt starts and the budget is not touched."""
+    small_pool(1)
+    budget = rs.RetryBudget(ratio=1.0, min_per_second=1.0)
+    layer = rs.hedge(1.0, budget=budget)
+    started: list[int] = []
+
+    @layer
+    def fetch() -> str:
+        started.append(1)
+        clock.advance(1.0)  # slow: the hedge falls due while this attempt holds the only worker
+        wait_until(lambda: 1 == layer.stats()["saturated"])
+        return "first"
+
+    assert "first" == fetch()
+    assert ([1], 0, 0) == (started, layer.stats()["hedged"], layer.stats()["denied"])
+    assert (0, 0) == (budget.stats()["allowed"], budget.stats()["denied"])
+
+
 # --- the adaptive delay ---------------------------------------------------------------------
 
 
@@ -429,7 +542,7 @@ def test_reset_forgets_latencies_and_counters(clock):
         fn()
     assert layer.current_delay() is not None
     layer.reset()
-    assert {"calls": 0, "hedged": 0, "won": 0, "denied": 0, "delay": None} == layer.stats()
+    assert {"calls": 0, "hedged": 0, "won": 0, "denied": 0, "saturated": 0, "delay": None} == layer.stats()
 
 
 # --- configuration --------------------------------------------------------------------------
