@@ -13,6 +13,7 @@ retried success, a call with an HTTP status) takes the slow path and is counted 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import weakref
 from collections import deque
@@ -40,7 +41,7 @@ FAILURE_FREE = frozenset(("ok", "cancelled"))  # outcomes that are not a failure
 class CallEvent:
     """One finished call that took the slow path: a failure, a fallback, a drop, a retried
     success, or a call that carried an HTTP status. Failures keep the last five of these
-    per name (``snapshot()["recent_failures"]``, ``Alert.recent``); listeners get each.
+    per name (``rs.monitor.recent_failures(name)``, ``Alert.recent``); listeners get each.
 
     ``at`` is wall-clock seconds since the epoch; ``duration`` seconds; ``error_kind``
     the failure kind (timeout, circuit_open, connection, or the exception's type name),
@@ -187,13 +188,18 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class ExportView:
-    """What exporters read of one name: lifetime totals (folded, copied under the lock)."""
+    """What exporters read of one name: lifetime totals (folded, copied under the lock).
+
+    ``generation`` goes up each time the name's counters are zeroed (``reset()``), so an
+    exporter that pushes differences knows to count again from zero.
+    """
 
     name: str
     outcomes: dict[str, int]
     retry_reasons: dict[str, int]
     timeouts: dict[str, int]
     latency: LatencySketch
+    generation: int = 0
 
 
 Deliver = Callable[["Stats", list[float], "CallEvent | None", "list[tuple[AlertRule, Alert]]"], None]
@@ -212,6 +218,7 @@ class Stats:
         "deliver",
         "firing",
         "folded_at",
+        "generation",
         "index",
         "last_failure",
         "lifetime",
@@ -243,10 +250,13 @@ class Stats:
         self.index: int | None = None
         self.last_failure: dict[str, Any] | None = None
         self.recent: deque[CallEvent] = deque(maxlen=RECENT_FAILURES)
+        self.generation = 0  # bumped by clear()
+        _live.add(self)
 
     def clear(self) -> None:
         """Zero everything in place (decorated functions keep reporting here)."""
         with self.lock:
+            self.generation += 1
             self._take()
             self.lifetime = Counts()
             self.buckets = {}
@@ -471,7 +481,16 @@ class Stats:
                 retry_reasons=dict(lifetime.retry_reasons),
                 timeouts=dict(lifetime.timeouts),
                 latency=lifetime.latency(),
+                generation=self.generation,
             )
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been held by a
+        thread that does not exist here), and the inherited buffer folded without telling
+        listeners: those calls are the parent's to report."""
+        self.lock = threading.Lock()
+        with self.lock:
+            self._fold(_clock.monotonic())
 
     @property
     def sketch(self) -> LatencySketch:
@@ -479,3 +498,15 @@ class Stats:
         self.flush(_clock.monotonic())
         with self.lock:
             return self.lifetime.latency()
+
+
+_live: weakref.WeakSet[Stats] = weakref.WeakSet()  # every Stats of this process, for fork
+
+
+def _after_fork_in_child() -> None:
+    for stats in list(_live):
+        stats.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -19,13 +19,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -137,9 +140,10 @@ class Listener:
     ``rs.monitor.add_listener(MySink())``. (Any object with some of these methods will do.)
 
     - ``on_calls(name, durations)``: successful calls that needed no retry and carried
-      no HTTP status, in batches (durations in seconds). Batches arrive when ~256 calls
-      have gathered, about once a second while calls keep coming, at the end of each
-      window bucket, and whenever the numbers are read (``snapshot()``, exporters).
+      no HTTP status, in batches (durations in seconds). Batches arrive when about 512
+      calls have gathered, at most ~50 ms apart while calls keep coming, at the end of
+      each window bucket, whenever the numbers are read (``snapshot()``, exporters), and
+      at exit (from an ``atexit`` hook registered when the first listener is added).
     - ``on_call(event)``: every other call (failures, fallbacks, drops, retried or
       status-carrying successes) as it ends, in the calling thread, as a
       :class:`CallEvent`.
@@ -288,6 +292,7 @@ class Registry:
         self._stats: dict[str, Stats] = {}
         self._lock = threading.Lock()
         self._listeners: tuple[Any, ...] = ()
+        _registries.add(self)
 
     def __repr__(self) -> str:
         return f"<resilience.monitor.Registry names={len(self._stats)} window={self.window:g}s>"
@@ -362,6 +367,15 @@ class Registry:
         with self._lock:
             if listener not in self._listeners:
                 self._listeners = (*self._listeners, listener)
+        _flush_at_exit()
+
+    def flush(self) -> None:
+        """Fold every name's buffered successes now, telling listeners (done at exit too)."""
+        now = _clock.monotonic()
+        with self._lock:
+            stats = list(self._stats.values())
+        for one in stats:
+            one.flush(now)
 
     def remove_listener(self, listener: object) -> None:
         """Stop sending to ``listener`` (no error if it was not added)."""
@@ -395,6 +409,39 @@ class Registry:
                 if (on_alert := getattr(listener, "on_alert", None)) is not None:
                     _safely(on_alert, alert)
 
+
+_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+_exit_hook = threading.Lock()
+_exit_hooked = False
+
+
+def _flush_at_exit() -> None:
+    """Register (once) the exit hook that hands buffered successes to listeners. Done
+    when the first listener is added, so that it runs before the hooks registered earlier."""
+    global _exit_hooked  # once per process
+    with _exit_hook:
+        if not _exit_hooked:
+            _exit_hooked = True
+            atexit.register(_flush_all)
+
+
+def _flush_all() -> None:
+    for registry in list(_registries):
+        try:
+            registry.flush()
+        except Exception:  # exiting: report and go on with the other registries
+            logger.exception("resilience monitor: flushing %r at exit failed", registry)
+
+
+def _after_fork_in_child() -> None:
+    global _exit_hook  # the parent's may have been held at fork
+    _exit_hook = threading.Lock()
+    for registry in list(_registries):
+        registry._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 default = Registry()
 
@@ -703,7 +750,9 @@ def monitored(
     ``alert_window`` seconds and at least ``alert_min_calls`` calls, the failure rate
     reaches ``alert_failure_rate``; at most one per ``alert_cooldown`` seconds; and one
     recovery notice (``alert.recovered``) when the rate falls back below it. A raising
-    callback is logged and ignored.
+    callback is logged and ignored. The window is counted in the registry's time buckets
+    (30 s for the default one): ``alert_window`` must be at least one bucket long, and
+    counts the calls of the last ``alert_window`` seconds plus up to one bucket more.
 
     >>> import resilience as rs
     >>> @rs.monitored("geo")
@@ -719,4 +768,10 @@ def monitored(
     if registry is not None and not isinstance(registry, Registry):
         raise TypeError(f"registry must be a resilience.monitor.Registry, got {registry!r}")
     rule = make_rule(on_alert, alert_failure_rate, alert_window, alert_min_calls, alert_cooldown)
-    return Monitored(name, registry or default, rule)
+    registry = registry or default
+    if rule is not None and rule.window < registry.width:
+        raise ValueError(
+            f"alert_window must be at least the registry's time bucket of {registry.width:g} s "
+            f"(its window / buckets), got {alert_window!r}"
+        )
+    return Monitored(name, registry, rule)

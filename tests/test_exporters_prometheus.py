@@ -254,3 +254,130 @@ def test_resilience_and_its_exporters_package_import_no_metrics_library(module: 
     code = f"import sys, resilience, resilience.exporters; print({module!r} in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert "False" == done.stdout.strip()
+
+
+def test_histogram_buckets_never_decrease_between_scrapes(clock: rs.testing.FakeClock) -> None:
+    """A sketch cell stays in one bucket as its cell's max moves, so cumulative buckets only grow."""
+    registry = CollectorRegistry()
+    prometheus.register(registry)
+    fn = rs.monitored("svc")(clock.advance)
+    seen = []
+    for seconds in (0.049891, 0.050140, 0.0049, 0.0051, 0.74, 0.76):
+        fn(seconds)
+        samples = scrape(registry)
+        seen.append(
+            [
+                value(samples, "resilience_call_duration_seconds_bucket", name="svc", le=le)
+                for le in ("0.005", "0.05", "0.75", "+Inf")
+            ]
+        )
+    assert [sorted(column) for column in zip(*seen, strict=True)] == [
+        list(column) for column in zip(*seen, strict=True)
+    ]
+    assert [1.0, 2.0, 5.0, 6.0] == seen[-1]
+
+
+def run_multiprocess(tmp_path: Path, script: str) -> Any:
+    """Run ``script`` with PROMETHEUS_MULTIPROC_DIR set (bounded); returns the JSON it prints."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    prelude = textwrap.dedent(
+        """
+        import json, logging, os, sys
+        logging.disable(logging.CRITICAL)
+        import resilience as rs
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+        from prometheus_client.parser import text_string_to_metric_families
+        from resilience.exporters import prometheus
+
+        def samples(series):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            text = generate_latest(registry).decode()
+            return {s.labels.get("le", s.labels.get("outcome")): s.value
+                    for f in text_string_to_metric_families(text) for s in f.samples if s.name == series}
+
+        def fail():
+            raise ConnectionError("down")
+
+        failing = rs.monitored("svc")(fail)
+
+        def failures(n):
+            for _ in range(n):
+                try:
+                    failing()
+                except ConnectionError:
+                    pass
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert 0 == done.returncode, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_multiprocess_histogram_does_not_double_count_when_a_cell_max_moves(tmp_path: Path) -> None:
+    """Two calls in one sketch cell, either side of a bound, pushed apart: the histogram counts 2."""
+    script = """
+        with rs.testing.fake_clock() as clock:
+            fn = rs.monitored("timed")(clock.advance)
+            prometheus.register(interval=0)
+            fn(0.049891)
+            prometheus.flush()
+            fn(0.050140)
+            prometheus.flush()
+        buckets = samples("resilience_call_duration_seconds_bucket")
+        print(json.dumps([buckets["0.075"], buckets["+Inf"], samples("resilience_call_duration_seconds_count")]))
+    """
+    assert [2.0, 2.0, {"null": 2.0}] == run_multiprocess(tmp_path, script)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_multiprocess_fork_child_pushes_only_its_own_calls(tmp_path: Path) -> None:
+    """Calls made after the parent's last push, before fork, are pushed once (by the parent), not by the child too."""
+    script = """
+        prometheus.register(interval=0)
+        failures(5)
+        pid = os.fork()
+        if pid == 0:
+            failures(1)  # the worker's own call, pushed at its exit
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        prometheus.flush()
+        print(json.dumps(samples("resilience_calls_total")))
+    """
+    assert {"connection": 6.0} == run_multiprocess(tmp_path, script)
+
+
+def test_multiprocess_counts_after_reset_add_to_what_was_pushed(tmp_path: Path) -> None:
+    """10 failures pushed, reset, 15 more (more than before) pushed: the counter reads 25."""
+    script = """
+        prometheus.register(interval=0)
+        failures(10)
+        prometheus.flush()
+        rs.testing.reset()
+        failures(15)
+        prometheus.flush()
+        rs.testing.reset()
+        failures(3)
+        prometheus.flush()
+        print(json.dumps(samples("resilience_calls_total")))
+    """
+    assert {"connection": 28.0} == run_multiprocess(tmp_path, script)
+
+
+def test_register_gives_every_new_registry_a_collector() -> None:
+    """Registries freed and created again (ids reused) each get the collector; freed ones leave no entry."""
+    import gc
+
+    rs.monitored("svc")(lambda: None)()
+    gc.collect()
+    before = len(prometheus._collectors)
+    missing = 0
+    for _ in range(20):
+        registry = CollectorRegistry()
+        prometheus.register(registry)
+        missing += b"resilience_calls_total" not in generate_latest(registry)
+        del registry
+        gc.collect()
+    assert (0, before) == (missing, len(prometheus._collectors))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -105,3 +107,49 @@ def test_bad_port_is_rejected(port: Any) -> None:
     """The port must be an int from 0 to 65535."""
     with pytest.raises(ValueError, match="port"):
         server.serve(port)
+
+
+def test_a_raising_page_answers_500_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A collector that raises gives the scraper a 500 (not a dropped connection) and one log record."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+
+    class Broken:
+        def collect(self) -> list[Any]:
+            raise RuntimeError("boom")
+
+        def describe(self) -> list[Any]:
+            return []
+
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(Broken())
+    with caplog.at_level(logging.ERROR, logger="resilience"), server.serve(0, registry=registry) as running:
+        status, _, _ = get(running.url + "/metrics")
+    assert (500, ["boom"]) == (status, [str(r.exc_info[1]) for r in caplog.records if r.exc_info])
+
+
+def test_head_answers_like_get_without_a_body(running: server.MetricsServer) -> None:
+    """HEAD /health: the same status and headers as GET, and no body."""
+    request = urllib.request.Request(running.url + "/health", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        head = (response.status, response.headers["Content-Type"], response.read())
+    status, content_type, body = get(running.url + "/health")
+    assert (status, content_type, b"") == head
+    assert int(response.headers["Content-Length"]) == len(body)
+
+
+def ipv6_loopback() -> bool:
+    """Whether this host can listen on ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
+def test_serves_on_ipv6_with_a_bracketed_url() -> None:
+    """``serve(0, "::1")`` listens on IPv6 and its url brackets the address."""
+    with server.serve(0, "::1") as running:
+        status, _, _ = get(running.url + "/health")
+        assert (f"http://[::1]:{running.port}", 200) == (running.url, status)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -304,3 +305,25 @@ def test_rules_survive_reset_and_go_with_their_functions(clock: rs.testing.FakeC
     other = rs.monitored("svc-rules-lifetime")(lambda: "ok")
     other()
     assert (2, False) == (len(alerts), stats.firing)
+
+
+def test_alert_window_shorter_than_a_registry_bucket_is_rejected() -> None:
+    """A 10 s alert window on 30 s buckets would count calls up to 40 s old: refused, naming alert_window."""
+    with pytest.raises(ValueError, match="alert_window must be at least the registry's time bucket of 30 s"):
+        rs.monitored("svc", on_alert=print, alert_window=10)
+
+
+def test_short_alert_window_on_a_registry_with_short_buckets(clock: rs.testing.FakeClock) -> None:
+    """With 1 s buckets a 10 s alert window forgets failures 30 s old: the rate recovers."""
+    alerts: list[rs.monitor.Alert] = []
+    registry = rs.monitor.Registry(window=60, buckets=60)
+    fn = rs.monitored("w", registry=registry, on_alert=alerts.append, alert_window=10, alert_min_calls=4)(
+        lambda fail: (_ for _ in ()).throw(ConnectionError()) if fail else None
+    )
+    for _ in range(20):
+        with contextlib.suppress(ConnectionError):
+            fn(True)
+    clock.advance(29.9)
+    for _ in range(10):
+        fn(False)
+    assert [(False, 4, 4), (True, 1, 0)] == [(a.recovered, a.calls, a.failures) for a in alerts]

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -159,3 +162,24 @@ def test_listeners_belong_to_their_registry(twin: Any) -> None:
     rs.monitor.remove_listener(private, registry=registry)
     call(twin, rs.monitored("svc", registry=registry)(twin.wrap(lambda: 1 / 0)))
     assert 1 == len(private.events)
+
+
+def test_buffered_successes_reach_listeners_at_exit() -> None:
+    """Successes still buffered when the process exits are handed to listeners by an exit hook."""
+    script = textwrap.dedent(
+        """
+        import atexit
+        import resilience as rs
+        seen = []
+        atexit.register(lambda: print(len(seen)))  # registered first: runs after resilience's hook
+        class Sink(rs.monitor.Listener):
+            def on_calls(self, name, durations):
+                seen.extend(durations)
+        rs.monitor.add_listener(Sink())
+        ok = rs.monitored("svc")(lambda: 1)
+        for _ in range(100):
+            ok()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (0, "100") == (done.returncode, done.stdout.strip()), done.stderr

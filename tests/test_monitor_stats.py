@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -454,3 +458,39 @@ def test_call_record_fields_default_until_written() -> None:
     with pytest.raises(AttributeError, match="no field"):
         _ = CallRecord().nothing  # type: ignore[attr-defined]
     assert "status=204" in repr(record)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_does_not_inherit_held_monitor_locks() -> None:
+    """A fork while another thread holds a name's lock and the registry's: the child still counts calls."""
+    script = textwrap.dedent(
+        """
+        import faulthandler, logging, os, threading
+        logging.disable(logging.CRITICAL)
+        import resilience as rs
+        def fail():
+            raise ConnectionError("down")
+        failing = rs.monitored("svc")(fail)
+        stats = rs.monitor.default.stats("svc")
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with stats.lock, rs.monitor.default._lock:
+                held.set()
+                release.wait()
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            faulthandler.dump_traceback_later(5, exit=True)  # a deadlock exits 1 instead of hanging
+            try:
+                failing()
+            except ConnectionError:
+                pass
+            rs.monitored("other")(lambda: None)()
+            os._exit(0 if rs.monitor.snapshot("svc")["failed"] == 1 else 2)
+        release.set()
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "0" == done.stdout.strip(), done.stderr

@@ -84,10 +84,14 @@ def _bounds(buckets: Sequence[float]) -> tuple[float, ...]:
 
 
 def _histogram(sketch: LatencySketch, bounds: Sequence[float]) -> list[int]:
-    """Calls per bucket (not cumulative), ``bounds`` ending with +Inf."""
+    """Calls per bucket (not cumulative), ``bounds`` ending with +Inf.
+
+    Each sketch cell goes to the bucket of its own midpoint, a fixed value: a cell never
+    moves to another bucket as calls come, so cumulative buckets only grow.
+    """
     counts = [0] * len(bounds)
     for key, count in sketch.buckets():
-        counts[bisect_left(bounds, min(bucket_value(key), sketch.max))] += count
+        counts[bisect_left(bounds, bucket_value(key))] += count
     return counts
 
 
@@ -142,7 +146,9 @@ class MultiprocessMirror:
     (files under ``PROMETHEUS_MULTIPROC_DIR``); build it with :func:`register`.
 
     Each push adds what changed since the last one, so counters stay monotonic across
-    pushes; after ``rs.testing.reset()`` the counting starts again from zero.
+    pushes; after ``rs.testing.reset()`` (or ``Registry.reset()``) what is counted from
+    then on is added to what was pushed before. A forked child pushes only what it counts
+    after the fork: what it inherited is the parent's to push.
     """
 
     def __init__(self, source: monitor.Registry, buckets: Sequence[float], interval: float) -> None:
@@ -155,6 +161,7 @@ class MultiprocessMirror:
         self.timeouts = Counter(*_TIMEOUTS, ["name", "kind"], registry=None)
         self.circuit = Gauge(*_CIRCUIT, ["name", "state"], registry=None, multiprocess_mode="livemax")
         self._pushed: dict[tuple[str, ...], float] = {}
+        self._generations: dict[str, int] = {}  # name -> the ExportView.generation pushed last
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,11 +177,28 @@ class MultiprocessMirror:
             self.flush()
 
     def _after_fork(self) -> None:
-        # The worker inherits the parent's totals, which the parent pushed: keep the
-        # baselines so only what happens after the fork is added, from the new pid's files.
+        # The worker inherits the parent's totals, which the parent pushes (those since
+        # its last push included): take them all as the baselines, without pushing, so
+        # only what happens after the fork is added, to the new pid's files.
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._pushed, self._generations = {}, {}
+        for view in self.source.export():
+            self._baseline(view)
         self._start()
+
+    def _baseline(self, view: ExportView) -> None:
+        name = view.name
+        self._generations[name] = view.generation
+        for outcome, count in view.outcomes.items():
+            self._pushed[("calls", name, outcome)] = count
+        for reason, count in view.retry_reasons.items():
+            self._pushed[("retries", name, reason)] = count
+        for kind, count in view.timeouts.items():
+            self._pushed[("timeouts", name, kind)] = count
+        for index, count in enumerate(_histogram(view.latency, self.bounds)):
+            self._pushed[("duration", name, str(index))] = count
+        self._pushed[("duration_sum", name)] = view.latency.total
 
     def close(self) -> None:
         """Push once more and stop the background thread."""
@@ -191,6 +215,9 @@ class MultiprocessMirror:
         with self._lock:
             for view in self.source.export():
                 name = view.name
+                if self._generations.get(name, 0) != view.generation:  # zeroed since: count from 0
+                    self._generations[name] = view.generation
+                    self._pushed = {key: value for key, value in self._pushed.items() if key[1] != name}
                 for outcome, count in view.outcomes.items():
                     if delta := self._delta(("calls", name, outcome), count):
                         self.calls.labels(name, outcome).inc(delta)
@@ -213,7 +240,12 @@ class MultiprocessMirror:
 
 
 Exporter = ResilienceCollector | MultiprocessMirror
-_exporters: dict[tuple[int, int], Exporter] = {}
+# prometheus registry -> monitor registry -> its collector (weak: a registry that goes
+# takes its entries along, and a new one never inherits them); mirrors by monitor registry
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, dict[monitor.Registry, ResilienceCollector]] = (
+    weakref.WeakKeyDictionary()
+)
+_mirror_of: dict[monitor.Registry, MultiprocessMirror] = {}
 _mirrors: weakref.WeakSet[MultiprocessMirror] = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -254,19 +286,18 @@ def register(
                     "prometheus_client is not in multi-process mode: set PROMETHEUS_MULTIPROC_DIR "
                     "before prometheus_client is first imported"
                 )
-            key = (0, id(source))
-            found = _exporters.get(key)
-            if found is None:
-                found = _exporters[key] = MultiprocessMirror(source, buckets, interval)
-                _mirrors.add(found)
-            return found
+            mirror = _mirror_of.get(source)
+            if mirror is None:
+                mirror = _mirror_of[source] = MultiprocessMirror(source, buckets, interval)
+                _mirrors.add(mirror)
+            return mirror
         registry = registry if registry is not None else REGISTRY
-        key = (id(registry), id(source))
-        found = _exporters.get(key)
+        by_source = _collectors.setdefault(registry, {})
+        found = by_source.get(source)
         if found is None:
             found = ResilienceCollector(source, buckets)
             registry.register(found)
-            _exporters[key] = found
+            by_source[source] = found
         return found
 
 
@@ -282,6 +313,9 @@ def _close_all() -> None:
 
 
 def _after_fork() -> None:
+    # runs after the monitor's own fork hooks (registered at its import): its locks are new
+    global _lock  # the parent's may have been held at fork
+    _lock = threading.Lock()
     for mirror in list(_mirrors):
         mirror._after_fork()
 

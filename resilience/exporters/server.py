@@ -11,13 +11,19 @@ True
 - ``GET /health``: ``rs.monitor.health()`` as JSON; status 200 when healthy or
   degraded, 503 when unhealthy (so a load balancer stops sending traffic).
 
-It listens on loopback unless given ``host="0.0.0.0"`` (or another address), in daemon
-threads, and stops with ``close()`` or at the end of a ``with`` block.
+``HEAD`` answers as ``GET`` without the body. A page that raises answers 500 and is
+logged on logger "resilience".
+
+It listens on loopback unless given ``host="0.0.0.0"`` (or another address, IPv6 ones
+such as ``"::1"`` or ``"::"`` included), in daemon threads, and stops with ``close()`` or
+at the end of a ``with`` block.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -26,6 +32,15 @@ from typing import Any
 from resilience import monitor
 
 __all__ = ["MetricsServer", "serve"]
+
+logger = logging.getLogger("resilience")
+
+
+def _family(host: str, port: int) -> socket.AddressFamily:
+    """The address family ``host`` resolves to (IPv4 first when it has both)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    families = [info[0] for info in found]
+    return socket.AF_INET if socket.AF_INET in families else families[0]
 
 
 class MetricsServer:
@@ -47,23 +62,37 @@ class MetricsServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def _answer(self, *, body: bool) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    status, content_type, body = outer.metrics()
-                elif path == "/health":
-                    status, content_type, body = outer.health()
-                else:
-                    status, content_type, body = 404, "text/plain; charset=utf-8", b"try /metrics or /health\n"
+                try:
+                    if path == "/metrics":
+                        status, content_type, content = outer.metrics()
+                    elif path == "/health":
+                        status, content_type, content = outer.health()
+                    else:
+                        status, content_type, content = 404, "text/plain; charset=utf-8", b"try /metrics or /health\n"
+                except Exception:
+                    logger.exception("resilience metrics server: %s raised", path)
+                    status, content_type, content = 500, "text/plain; charset=utf-8", b"internal error (logged)\n"
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(body)
+                if body:
+                    self.wfile.write(content)
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: a scrape every few seconds is no news."""
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            address_family = _family(host, port)
+
+        self._httpd = Server((host, port), Handler)
         self._httpd.daemon_threads = True
         address = self._httpd.server_address
         self.host, self.port = str(address[0]), int(address[1])
@@ -72,8 +101,9 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the running server."""
-        return f"http://{self.host}:{self.port}"
+        """``http://host:port`` of the running server (``http://[::1]:port`` for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def metrics(self) -> tuple[int, str, bytes]:
         """(status, content type, body) of ``/metrics``."""
