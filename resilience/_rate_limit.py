@@ -3,9 +3,14 @@
 The bucket holds up to ``burst`` tokens and gains one every ``per / rate`` seconds; each
 call takes one. A caller allowed to wait *reserves* its token (the bucket goes into
 debt) and then sleeps until the token is due, so waiting callers are served in order
-and the rate holds exactly. In Redis the same arithmetic runs as one Lua script on the
-server's own clock (``TIME``), so every process sharing the key sees one atomic bucket.
-redis is imported only when a Redis storage is configured.
+and the rate holds exactly. A reservation is a *ticket* (where it was made, and when
+it is due): a caller that gives up waiting hands its token back only when nobody reserved
+after it (otherwise the next newcomer would be due together with a later reservation);
+else the token is lost, which never admits more than the limit. A drain records when it
+ends: a waiter that wakes inside a drain queues again behind it, or fails with
+RateLimited if that is further than it may wait. In Redis the same arithmetic runs as
+one Lua script on the server's own clock (``TIME``), so every process sharing the key
+sees one atomic bucket. redis is imported only when a Redis storage is configured.
 
 Redis unreachable: each process serves from a local bucket of the same size and rate,
 starting from the tokens Redis last reported (so the limit holds per process, never
@@ -17,6 +22,7 @@ draws on the shared bucket again (what was taken locally meanwhile is not merged
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import threading
@@ -31,21 +37,33 @@ from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifi
 from resilience.errors import RateLimited
 
 R = TypeVar("R")
+# Where a token was taken and when it is due, on that bucket's clock: ("memory" | "local" |
+# "redis", due). refund() needs it to tell whether anyone reserved after it.
+Ticket = tuple[str, float]
 logger = logging.getLogger("resilience")
 EPSILON = 1e-9  # of a token: float sums of elapsed time must not turn "exactly due" into "not yet"
 FOREVER = 1e300  # "wait as long as it takes", as a number a Lua script can read
 KEY_PREFIX = "resilience:rate_limit:"
+LATER = 1e-6  # of an interval: a reservation due this much after another one is "later" (also in _LUA)
 
 
 class _Bucket(Protocol):
     blocking: bool  # True when take() does network I/O (async callers run it in a thread)
 
-    def take(self, max_wait: float) -> tuple[bool, float]:
-        """Take a token: (True, 0) now; (True, w) reserved, due in w s; (False, w) none within max_wait."""
+    def take(self, max_wait: float) -> tuple[bool, float, Ticket]:
+        """Take a token: (True, 0, t) now; (True, w, t) reserved, due in w s; (False, w, t) none within
+        max_wait (t: the ticket)."""
         ...
 
-    def refund(self) -> None: ...
+    def refund(self, ticket: Ticket) -> None:
+        """Give a token back, unless someone reserved a token due after it (then it is dropped)."""
+        ...
+
     def drain(self, seconds: float) -> None: ...
+    def drained_for(self) -> float:
+        """Seconds until the current drain ends (0 when none is in force)."""
+        ...
+
     def tokens(self) -> float: ...
     def refill(self) -> None: ...
     def storage(self) -> dict[str, Any]: ...
@@ -61,37 +79,57 @@ class _MemoryBucket:
         self.interval = interval
         self._tokens = capacity
         self._stamp: float | None = None  # set on first use, on whatever clock is installed then
+        self._until = -math.inf  # when the last drain ends
         self._lock = threading.Lock()
 
     def _refill(self) -> float:
+        """Bring the tokens up to now (then ``_stamp`` is now); call with the lock held."""
         now = _clock.monotonic()
         stamp = self._stamp
         if stamp is None or now < stamp:  # first use, or another clock was installed since
+            if stamp is not None:
+                self._until = -math.inf
             self._stamp = now
         elif now > stamp:
             self._tokens = min(self.capacity, self._tokens + (now - stamp) / self.interval)
             self._stamp = now
         return self._tokens
 
-    def take(self, max_wait: float) -> tuple[bool, float]:
+    def take(self, max_wait: float, source: str = "memory") -> tuple[bool, float, Ticket]:
         with self._lock:
             tokens = self._refill()
+            now = self._stamp
+            assert now is not None
             if tokens >= 1.0 - EPSILON:
                 self._tokens = tokens - 1.0
-                return True, 0.0
+                return True, 0.0, (source, now)
             wait = (1.0 - tokens) * self.interval
             if wait <= max_wait:
                 self._tokens = tokens - 1.0
-                return True, wait
-            return False, wait
+                return True, wait, (source, now + wait)
+            return False, wait, (source, now + wait)
 
-    def refund(self) -> None:
+    def refund(self, ticket: Ticket) -> None:
         with self._lock:
-            self._tokens = min(self.capacity, self._refill() + 1.0)
+            tokens = self._refill()
+            now = self._stamp
+            assert now is not None
+            # tokens < 0: the last reservation is due at now - tokens * interval; if it is later
+            # than this one, keep its place and drop this token (never two calls at once)
+            if tokens >= 0 or now - tokens * self.interval <= ticket[1] + LATER * self.interval:
+                self._tokens = min(self.capacity, tokens + 1.0)
 
     def drain(self, seconds: float) -> None:
         with self._lock:
             self._tokens = min(self._refill(), -seconds / self.interval)
+            assert self._stamp is not None
+            self._until = max(self._until, self._stamp + seconds)
+
+    def drained_for(self) -> float:
+        with self._lock:
+            self._refill()
+            assert self._stamp is not None
+            return max(self._until - self._stamp, 0.0)
 
     def tokens(self) -> float:
         with self._lock:
@@ -101,31 +139,39 @@ class _MemoryBucket:
         with self._lock:
             self._tokens = self.capacity
             self._stamp = None
+            self._until = -math.inf
 
-    def seed(self, tokens: float, stamp: float) -> None:
-        """Hold ``tokens`` as of ``stamp`` (a monotonic time): it refills from then on."""
+    def seed(self, tokens: float, stamp: float, drained_for: float = 0.0) -> None:
+        """Hold ``tokens`` as of ``stamp`` (a monotonic time), drained for ``drained_for`` s more
+        from then: it refills from then on."""
         with self._lock:
             self._tokens = min(self.capacity, tokens)
             self._stamp = stamp
+            self._until = stamp + drained_for if drained_for > 0 else -math.inf
 
     def storage(self) -> dict[str, Any]:
         return {"backend": "memory"}
 
 
-# KEYS[1]: the bucket (a hash: tokens, stamp). ARGV: capacity, interval, cost, max_wait, drain.
-# cost > 0 takes (or reserves within max_wait); cost <= 0 gives back; drain >= 0 empties the
-# bucket for that many seconds. Numbers travel as strings: Lua numbers become integer replies.
+# KEYS[1]: the bucket (a hash: tokens, stamp, until). ARGV: capacity, interval, cost, max_wait,
+# drain, due. cost > 0 takes (or reserves within max_wait); cost < 0 gives back the token due
+# at ``due`` (server time) unless a reservation due later exists; cost = 0 reads; drain >= 0
+# empties the bucket for that many seconds. Replies: granted, wait, tokens, seconds the drain
+# still holds, and when the token is due. Numbers travel as strings: Lua numbers become
+# integer replies.
 _LUA = """
 local capacity = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
 local drain = tonumber(ARGV[5])
+local due = tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp', 'until')
 local tokens = tonumber(state[1])
 local stamp = tonumber(state[2])
+local drained_until = tonumber(state[3]) or 0
 if tokens == nil or stamp == nil then
   tokens = capacity
   stamp = now
@@ -138,21 +184,31 @@ local granted = 1
 local wait = 0
 if drain >= 0 then
   tokens = math.min(tokens, -drain / interval)
-elseif cost <= 0 then
-  tokens = math.min(capacity, tokens - cost)
-elseif tokens >= cost - 1e-9 then
-  tokens = tokens - cost
-else
-  wait = (cost - tokens) * interval
-  if wait <= max_wait then
-    tokens = tokens - cost
+  drained_until = math.max(drained_until, now + drain)
+elseif cost < 0 then
+  if tokens >= 0 or now - tokens * interval <= due + 1e-6 * interval then
+    tokens = math.min(capacity, tokens - cost)
   else
     granted = 0
   end
+elseif cost > 0 then
+  if tokens >= cost - 1e-9 then
+    tokens = tokens - cost
+  else
+    wait = (cost - tokens) * interval
+    if wait <= max_wait then
+      tokens = tokens - cost
+    else
+      granted = 0
+    end
+  end
 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'stamp', string.format('%.17g', stamp))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * interval * 1000) + 1000)
-return {granted, string.format('%.17g', wait), string.format('%.17g', tokens)}
+local held = math.max(drained_until - now, 0)
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'stamp', string.format('%.17g', stamp),
+  'until', string.format('%.17g', drained_until))
+redis.call('PEXPIRE', KEYS[1], math.ceil(math.max((capacity - tokens) * interval, held) * 1000) + 1000)
+return {granted, string.format('%.17g', wait), string.format('%.17g', tokens), string.format('%.17g', held),
+  string.format('%.17g', now + wait)}
 """
 
 
@@ -176,25 +232,29 @@ class _RedisBucket:
         self._errors = _redis_outage.REDIS_ERRORS
         self._outage = _redis_outage.Outage("rate_limit", name)
         self._local = _MemoryBucket(capacity, interval)
-        self._seen: tuple[float, float] | None = None  # tokens in the last reply, and when (monotonic)
+        # tokens and seconds of drain left in the last reply, and when (monotonic)
+        self._seen: tuple[float, float, float] | None = None
 
-    def _run(self, cost: float, max_wait: float = 0.0, drain: float = -1.0) -> tuple[bool, float, float] | None:
-        """One script call: (granted, wait, tokens); None when Redis is unreachable (serve locally)."""
+    def _run(
+        self, cost: float, max_wait: float = 0.0, drain: float = -1.0, due: float = 0.0
+    ) -> tuple[bool, float, float, float, float] | None:
+        """One script call: (granted, wait, tokens, drained_for, due); None when Redis is unreachable
+        (serve locally)."""
         outage = self._outage
         if outage.down and not outage.probe_due():
             return None
         try:
-            granted, wait, tokens = self._script(
+            granted, wait, tokens, held, due_at = self._script(
                 keys=[self.key],
-                args=[repr(self.capacity), repr(self.interval), repr(cost), repr(max_wait), repr(drain)],
+                args=[repr(self.capacity), repr(self.interval), repr(cost), repr(max_wait), repr(drain), repr(due)],
             )
         except self._errors as exc:
             outage.lost(exc, self._seed)
             return None
-        reply = int(granted) == 1, float(wait), float(tokens)
+        reply = int(granted) == 1, float(wait), float(tokens), float(held), float(due_at)
         now = _clock.monotonic()
         with outage.lock:
-            self._seen = (reply[2], now)
+            self._seen = (reply[2], now, reply[3])
             back = outage.end(now)
         if back is not None:
             outage.log_back(back, f"back to the shared bucket ({reply[2]:.3g} tokens)")
@@ -202,23 +262,30 @@ class _RedisBucket:
 
     def _seed(self, now: float) -> str:
         """An outage begins (the outage lock held): the local bucket starts from the last reply."""
-        tokens, stamp = (self.capacity, now) if self._seen is None else self._seen
-        self._local.seed(tokens, stamp)
+        tokens, stamp, held = (self.capacity, now, 0.0) if self._seen is None else self._seen
+        self._local.seed(tokens, stamp, held)
         return f"a local bucket ({self._local.tokens():.3g} of {self.capacity:g} tokens)"
 
-    def take(self, max_wait: float) -> tuple[bool, float]:
+    def take(self, max_wait: float) -> tuple[bool, float, Ticket]:
         reply = self._run(1.0, min(max_wait, FOREVER))
         if reply is None:
-            return self._local.take(max_wait)
-        return reply[0], reply[1]
+            return self._local.take(max_wait, "local")
+        return reply[0], reply[1], ("redis", reply[4])
 
-    def refund(self) -> None:
-        if self._run(-1.0) is None:
-            self._local.refund()
+    def refund(self, ticket: Ticket) -> None:
+        """A token taken from Redis goes back to Redis (dropped if it does not answer); one taken locally, locally."""
+        if ticket[0] == "redis":
+            self._run(-1.0, due=ticket[1])
+        else:
+            self._local.refund(ticket)
 
     def drain(self, seconds: float) -> None:
         if self._run(0.0, drain=seconds) is None:
             self._local.drain(seconds)
+
+    def drained_for(self) -> float:
+        reply = self._run(0.0)
+        return self._local.drained_for() if reply is None else reply[3]
 
     def tokens(self) -> float:
         reply = self._run(0.0)
@@ -229,6 +296,15 @@ class _RedisBucket:
 
     def storage(self) -> dict[str, Any]:
         return self._outage.stats()
+
+
+def _is_async_client(client: object) -> bool:
+    """Whether ``client`` is a ``redis.asyncio`` client (its commands are coroutines)."""
+    try:
+        from resilience._redis_outage import is_async_client
+    except ImportError:  # no redis package: a stand-in client, judged the same way
+        return inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+    return is_async_client(client)
 
 
 def _redis_client(storage: object) -> Any:
@@ -294,7 +370,9 @@ class Limiter:
         Use it when the dependency says it is overloaded (a 429 and its Retry-After):
         every process sharing the limit then waits ``seconds``, after which tokens come
         back at the normal rate, from empty (the next call goes through after
-        ``seconds + per / rate``). ``rs.rate_limit(..., drain_on=...)`` calls it for you.
+        ``seconds + per / rate``). Callers already waiting for a reserved token queue
+        again behind the drain when they wake, or fail with RateLimited if they may not
+        wait that long. ``rs.rate_limit(..., drain_on=...)`` calls it for you.
         """
         check_seconds("seconds", seconds, allow_zero=True)
         self._bucket.drain(float(seconds))
@@ -332,60 +410,120 @@ class Limiter:
         self._bucket.refill()
 
     # admission
-    def _patience(self) -> tuple[float, str]:
-        """How long a caller may wait for a token: ``wait``, cut short by the deadline."""
+    def _patience(self, start: float) -> tuple[float, str]:
+        """How long a caller that arrived at ``start`` may still wait for a token: what is
+        left of ``wait``, cut short by the deadline."""
         wait = self.config.wait
         if wait <= 0:
             return 0.0, ""
+        now = _clock.monotonic()
+        wait = max(wait - (now - start), 0.0)
         deadline = active_deadline()
         if deadline is not None:
-            left = deadline - _clock.monotonic()
+            left = deadline - now
             if left < wait:
                 return max(left, 0.0), f"the deadline leaves {max(left, 0.0):.3g} s"
         return wait, ""
 
-    def _verdict(self, granted: bool, wait: float, reason: str) -> None:
+    def _limited_unless(self, granted: bool, wait: float, reason: str) -> None:
+        if granted:
+            return
         with self._lock:
-            if granted:
-                self._admitted += 1
-                if wait > 0:
-                    self._waited += 1
-                return
             self._limited += 1
         raise RateLimited(self.name, wait, reason)
 
+    def _admit(self, waited: bool) -> None:
+        with self._lock:
+            self._admitted += 1
+            if waited:
+                self._waited += 1
+
     def acquire_sync(self) -> None:
-        """Take a token, sleeping for a reserved one if allowed; raise RateLimited otherwise."""
-        patience, reason = self._patience()
+        """Take a token, sleeping for a reserved one if allowed; raise RateLimited otherwise.
+
+        A caller that wakes inside a drain made while it slept queues again behind the drain."""
+        start = _clock.monotonic()
+        patience, reason = self._patience(start)
         if patience > 0 and asyncio._get_running_loop() is not None:
             patience, reason = 0.0, "a def call inside a running event loop cannot wait without blocking it"
-        granted, wait = self._bucket.take(patience)
-        self._verdict(granted, wait, reason)
-        if wait > 0:
+        bucket = self._bucket
+        granted, wait, ticket = bucket.take(patience)
+        self._limited_unless(granted, wait, reason)
+        waited = wait > 0
+        while wait > 0:
             try:
                 _clock.sleep(wait)
+                drained = bucket.drained_for()
             except BaseException:
-                self._bucket.refund()  # the reserved token goes back to whoever comes next
+                bucket.refund(ticket)  # back to whoever comes next, unless someone reserved after it
                 raise
+            if drained <= 0:
+                break
+            patience, reason = self._patience(start)
+            granted, wait, ticket = bucket.take(patience)  # the old reservation is void: the drain took it
+            self._limited_unless(granted, wait, reason or "the bucket was drained while this call waited")
+        self._admit(waited)
 
     async def acquire_async(self) -> None:
-        """Take a token, awaiting a reserved one if allowed; raise RateLimited otherwise."""
-        patience, reason = self._patience()
+        """Take a token, awaiting a reserved one if allowed; raise RateLimited otherwise.
+
+        A caller that wakes inside a drain made while it slept queues again behind the drain."""
+        start = _clock.monotonic()
+        patience, reason = self._patience(start)
         bucket = self._bucket
-        if bucket.blocking:
-            granted, wait = await asyncio.to_thread(bucket.take, patience)
-        else:
-            granted, wait = bucket.take(patience)
-        self._verdict(granted, wait, reason)
-        if wait > 0:
+        granted, wait, ticket = await self._take_async(patience)
+        self._limited_unless(granted, wait, reason)
+        waited = wait > 0
+        while wait > 0:
             try:
                 await _clock.asleep(wait)
+                drained = await asyncio.to_thread(bucket.drained_for) if bucket.blocking else bucket.drained_for()
             except BaseException:
-                if bucket.blocking:
-                    await asyncio.shield(asyncio.to_thread(bucket.refund))
-                else:
-                    bucket.refund()
+                await self._refund_async(ticket)
                 raise
+            if drained <= 0:
+                break
+            patience, reason = self._patience(start)
+            granted, wait, ticket = await self._take_async(patience)
+            self._limited_unless(granted, wait, reason or "the bucket was drained while this call waited")
+        self._admit(waited)
+
+    async def _take_async(self, patience: float) -> tuple[bool, float, Ticket]:
+        """``bucket.take``; in a thread for a blocking bucket, where a cancelled caller waits
+        for the take to finish and gives back what it took."""
+        bucket = self._bucket
+        if not bucket.blocking:
+            return bucket.take(patience)
+        taking = asyncio.ensure_future(asyncio.to_thread(bucket.take, patience))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            await _finish(taking)
+            if not taking.cancelled() and taking.exception() is None:
+                granted, _, ticket = taking.result()
+                if granted:
+                    await self._refund_async(ticket)
+            raise
+
+    async def _refund_async(self, ticket: Ticket) -> None:
+        bucket = self._bucket
+        if not bucket.blocking:
+            bucket.refund(ticket)
+            return
+        if await _finish(asyncio.ensure_future(asyncio.to_thread(bucket.refund, ticket))):
+            raise asyncio.CancelledError
+
+
+async def _finish(task: asyncio.Future[Any]) -> bool:
+    """Wait for ``task`` to be done, through any cancellation (``task`` runs in a thread, so
+    it ends on its own, within the Redis client's timeouts); True if cancelled meanwhile."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -482,11 +620,14 @@ class _RateLimitFactory:
       (``retry_after`` says when a token is due); it never started. ``wait=True``: it
       waits for its token (callers are served in order), unless the token is not due
       before the enclosing deadline, in which case it fails at once without waiting.
+      A drain made while it waits holds it until the drain ends (or fails it with
+      RateLimited if that is further than it may wait).
       ``wait=2.5``: waits at most 2.5 s. A ``def`` call inside a running event loop
       never waits (it would block the loop).
     - ``name``: limits are shared by name (``rs.rate_limit.get(name)`` returns the
       :class:`Limiter`); ``None`` gives the layer object a bucket of its own.
-    - ``storage="redis://host:6379/0"`` (or a ``redis.Redis`` client) keeps the bucket in
+    - ``storage="redis://host:6379/0"`` (or a sync ``redis.Redis`` client; a
+      ``redis.asyncio`` one is a TypeError) keeps the bucket in
       Redis under ``resilience:rate_limit:<name>``: every process using the name shares one
       limit, updated atomically by a Lua script on the Redis server's clock. Needs
       ``name``. Redis unreachable: each process limits from a local bucket of the same
@@ -538,6 +679,12 @@ class _RateLimitFactory:
                     raise ValueError(f"storage must be a redis://, rediss:// or unix:// URL, got {storage!r}")
             elif not hasattr(storage, "register_script"):
                 raise TypeError(f"storage must be a redis:// URL or a redis.Redis client, got {storage!r}")
+            elif _is_async_client(storage):
+                raise TypeError(
+                    "storage must be a redis:// URL or a sync redis.Redis client, got the asyncio client "
+                    f"{type(storage).__module__}.{type(storage).__qualname__}: "
+                    "the limit serves def and async def calls alike (async ones run the round trip in a thread)"
+                )
             if name is None:
                 raise ValueError("storage= needs name=: the name is the key every process shares")
         classifier = to_classifier(drain_on, parameter="drain_on") if drain_on not in (None, (), []) else None

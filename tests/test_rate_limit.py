@@ -113,9 +113,10 @@ def test_waiting_callers_reserve_tokens_in_order(clock):
     """Each caller allowed to wait reserves the next token: waits of 0.1, 0.2, 0.3 s at 10/s."""
     limiter = rs.rate_limit(10, burst=1, name="api", wait=True).limiter
     bucket = limiter._bucket
-    assert (True, 0.0) == bucket.take(60.0)
+    start = clock.monotonic()
+    assert (True, 0.0, ("memory", start)) == bucket.take(60.0)
     waits = [bucket.take(60.0) for _ in range(3)]
-    assert [(True, pytest.approx(0.1)), (True, pytest.approx(0.2)), (True, pytest.approx(0.3))] == waits
+    assert [(True, pytest.approx(w), ("memory", pytest.approx(start + w))) for w in (0.1, 0.2, 0.3)] == waits
     assert pytest.approx(-3.0) == limiter.tokens
 
 
@@ -163,6 +164,21 @@ def test_cancelled_wait_gives_the_token_back(clock):
     assert pytest.approx(1.0) == layer.limiter.tokens
 
 
+def test_cancelled_wait_drops_the_token_when_someone_reserved_after_it(clock):
+    """A reservation given back while a later one is pending is dropped: a newcomer queues behind the later one."""
+    limiter = rs.rate_limit(10, burst=1, name="api", wait=True).limiter
+    bucket = limiter._bucket
+    bucket.take(60.0)  # the only token
+    _, _, first = bucket.take(60.0)  # due in 0.1 s
+    bucket.take(60.0)  # due in 0.2 s
+    bucket.refund(first)  # dropped: the 0.2 s reservation keeps its place, and nobody may share it
+    assert pytest.approx(-2.0) == limiter.tokens
+    assert pytest.approx(0.3) == bucket.take(60.0)[1]
+    _, _, last = bucket.take(60.0)  # due in 0.4 s, the latest reservation
+    bucket.refund(last)  # given back: the next newcomer takes its place
+    assert pytest.approx(0.4) == bucket.take(60.0)[1]
+
+
 def test_def_call_inside_a_running_loop_never_waits(clock):
     """A sync call with wait=True made inside an event loop is rejected rather than blocking the loop."""
     fn = rs.rate_limit(10, burst=1, name="api", wait=True)(lambda: "ok")
@@ -204,6 +220,35 @@ def test_drain_makes_the_next_calls_back_off(twin, clock):
     clock.advance(0.1)
     assert ["ok", rs.RateLimited] == [o if o == "ok" else type(o) for o in attempt(twin, fn, 2, 0.0, clock)]
     assert 1 == limiter.stats()["drained"]
+
+
+def test_drain_holds_callers_already_waiting_for_their_token(twin, clock):
+    """A drain(5) made while a caller sleeps for its token: it wakes, queues behind the drain, calls at 5.15 s."""
+    fn = rs.rate_limit(10, burst=1, name="api", wait=True)(twin.wrap(lambda: clock.monotonic()))
+    limiter = rs.rate_limit.get("api")
+    start = clock.monotonic()
+    twin.run(fn)  # the only token
+    clock.call_later(0.05, lambda: limiter.drain(5.0))  # a 429 arrives while the next caller waits
+    called_at = twin.run(fn) - start
+    assert [pytest.approx(0.1), pytest.approx(5.05)] == clock.sleeps
+    assert pytest.approx(5.15) == called_at
+    stats = limiter.stats()
+    assert (2, 1, 0, 1) == (stats["admitted"], stats["waited"], stats["limited"], stats["drained"])
+
+
+def test_drain_fails_a_waiting_caller_that_may_not_wait_that_long(twin, clock):
+    """With wait=1, a caller woken inside a 5 s drain fails with RateLimited instead of calling."""
+    fn = rs.rate_limit(10, burst=1, name="api", wait=1.0)(twin.wrap(lambda: "ok"))
+    limiter = rs.rate_limit.get("api")
+    twin.run(fn)
+    clock.call_later(0.05, lambda: limiter.drain(5.0))
+    with pytest.raises(rs.RateLimited) as excinfo:
+        twin.run(fn)
+    assert pytest.approx(5.05) == excinfo.value.retry_after
+    assert "drained while this call waited" in str(excinfo.value)
+    assert [pytest.approx(0.1)] == clock.sleeps
+    stats = limiter.stats()
+    assert (1, 0, 1) == (stats["admitted"], stats["waited"], stats["limited"])
 
 
 def test_drain_without_seconds_empties_the_bucket(clock):
@@ -382,6 +427,15 @@ def test_bad_configuration_fails_at_decoration_time(
         rs.rate_limit(*args, **kwargs)
 
 
+def test_an_asyncio_redis_client_is_rejected_at_declaration():
+    """storage=redis.asyncio.Redis(...) is a TypeError naming storage, not a failure on every call."""
+    redis = pytest.importorskip("redis.asyncio")
+    client = redis.Redis(host="127.0.0.1", port=1)  # never connects
+    with pytest.raises(TypeError, match=r"storage must be .* sync redis\.Redis client"):
+        rs.rate_limit(10, name="api", storage=client)
+    assert [] == rs.rate_limit.names()
+
+
 def test_drain_rejects_negative_seconds():
     """limiter.drain(-1) is a ValueError naming the parameter."""
     with pytest.raises(ValueError, match="seconds"):
@@ -426,17 +480,18 @@ class FakeRedis:
             self.calls += 1
             if self.down:
                 raise redis.exceptions.ConnectionError("Connection refused")
-            capacity, interval, cost, max_wait, drain = map(float, args)
+            capacity, interval, cost, max_wait, drain, due = map(float, args)
             if self.bucket is None:
                 self.bucket = _MemoryBucket(capacity, interval)
-            granted, wait = True, 0.0
+            granted, wait, due = True, 0.0, 0.0
             if drain >= 0:
                 self.bucket.drain(drain)
             elif cost < 0:
-                self.bucket.refund()
+                self.bucket.refund(("memory", due))
             elif cost > 0:
-                granted, wait = self.bucket.take(max_wait)
-            return [int(granted), repr(wait), repr(self.bucket.tokens())]
+                granted, wait, (_, due) = self.bucket.take(max_wait)
+            held = self.bucket.drained_for()
+            return [int(granted), repr(wait), repr(self.bucket.tokens()), repr(held), repr(due)]
 
         return script
 

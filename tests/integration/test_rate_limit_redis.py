@@ -191,3 +191,85 @@ def test_redis_outage_limits_locally_warns_once_and_shares_again(
     assert 1 == sum("Redis unreachable" in message for _, message in messages), messages
     assert 1 == sum(level == "WARNING" for level, _ in messages), messages
     assert any("Redis reachable again" in message for _, message in messages)
+
+
+def test_redis_refund_is_dropped_when_a_later_reservation_exists(redis_server):
+    """In Redis, a reservation given back while a later one is pending is dropped; the latest one is given back."""
+    limiter = rs.rate_limit(1, per=3600.0, burst=1, wait=True, name="refund-api", storage=redis_server.url).limiter
+    bucket = limiter._bucket
+    bucket.take(1e6)  # the only token
+    _, first_wait, first = bucket.take(1e6)  # due in an hour
+    _, second_wait, second = bucket.take(1e6)  # due in two
+    assert (pytest.approx(3600.0, abs=1.0), pytest.approx(7200.0, abs=1.0)) == (first_wait, second_wait)
+    bucket.refund(first)  # dropped: the later reservation keeps its place
+    assert pytest.approx(-2.0, abs=0.01) == limiter.tokens
+    bucket.refund(second)  # the latest: given back
+    assert pytest.approx(-1.0, abs=0.01) == limiter.tokens
+
+
+def test_redis_drain_holds_an_async_caller_already_waiting(redis_server):
+    """A drain in Redis while an async caller sleeps for its reserved token (50 ms): it wakes and fails, uncalled."""
+    ran: list[str] = []
+
+    @rs.rate_limit(20, per=1.0, burst=1, wait=1.0, name="drain-wait-api", storage=redis_server.url)
+    async def call() -> None:
+        ran.append("call")
+
+    limiter = rs.rate_limit.get("drain-wait-api")
+
+    async def main() -> BaseException | None:
+        await call()
+        waiting = asyncio.create_task(call())
+        await asyncio.sleep(0.01)
+        await asyncio.to_thread(limiter.drain, 5.0)
+        (outcome,) = await asyncio.gather(waiting, return_exceptions=True)
+        return outcome
+
+    outcome = asyncio.run(main())
+    assert isinstance(outcome, rs.RateLimited)
+    assert 4.0 < outcome.retry_after <= 5.1
+    assert ["call"] == ran
+    stats = limiter.stats()
+    assert (1, 1, 1) == (stats["admitted"], stats["limited"], stats["drained"])
+
+
+class SlowScripts:
+    """A real redis client whose script round trips take 100 ms (a slow network)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def register_script(self, source: str) -> Callable[..., Any]:
+        script = self.client.register_script(source)
+
+        def run(**kwargs: Any) -> Any:
+            time.sleep(0.1)
+            return script(**kwargs)
+
+        return run
+
+
+def test_async_caller_cancelled_during_the_redis_take_gives_its_token_back(redis_server):
+    """Three async callers cancelled while their take runs in a thread leave the 2-token Redis bucket full."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+
+    @rs.rate_limit(2, per=3600.0, name="cancel-api", storage=SlowScripts(client))
+    async def call() -> str:
+        return "ok"
+
+    async def main() -> list[Any]:
+        for _ in range(3):
+            task = asyncio.create_task(call())
+            await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return await asyncio.gather(call(), call(), return_exceptions=True)
+
+    try:
+        assert ["ok", "ok"] == asyncio.run(main())
+        assert pytest.approx(0.0, abs=0.01) == rs.rate_limit.get("cancel-api").tokens
+    finally:
+        client.close()
