@@ -108,9 +108,13 @@ class Breaker:
         self._trial_failures = 0
         self._trial_slow = 0
         self._opened_mono: float | None = None
+        self._opened_at: datetime | None = None  # the storage's opened_at as this process last wrote it
         self._open_for = config.reset_timeout  # the current open period (grows with reset_backoff)
         self._reopens = 0  # consecutive re-openings from half-open
-        self._half_open_mono: float | None = None
+        # Admission times of the half-open trials in flight, oldest first. Which trial finished
+        # is unknown, so a finished trial removes the oldest: a trial is never presumed hung
+        # early, only (at worst) late.
+        self._trial_starts: list[float] = []
         self._rejected = 0
         self._opened = 0
 
@@ -232,11 +236,12 @@ class Breaker:
                             self.config.reset_timeout,
                             extra={"circuit": self.name},
                         )
-                        self._move(STATE_HALF_OPEN)  # a new generation: the hung trials' results are ignored
+                        self._drop_trials_in_flight()
                     if self._trials >= self.config.half_open_calls:
                         self._rejected += 1
                         raise CircuitOpenError(self.name, self._trials_busy_retry_after())
                     self._trials += 1
+                    self._trial_starts.append(_clock.monotonic())
                 return self._generation
         finally:
             self._announce(changes)
@@ -290,6 +295,8 @@ class Breaker:
                 return  # a late result from before the last transition: it changes nothing
             state = self._storage.state
             if state == STATE_HALF_OPEN:
+                if self._trial_starts:
+                    del self._trial_starts[0]
                 if kind == IGNORED:
                     self._trials -= 1  # give the trial slot back
                 else:
@@ -341,8 +348,15 @@ class Breaker:
         return IGNORED  # a failure that is not the dependency's fault (a 404, a 429)
 
     def _trials_hung(self) -> bool:
-        started = self._half_open_mono
-        return started is not None and _clock.monotonic() - started >= self.config.reset_timeout
+        starts = self._trial_starts
+        return bool(starts) and _clock.monotonic() - starts[0] >= self.config.reset_timeout
+
+    def _drop_trials_in_flight(self) -> None:
+        """The trials in flight are presumed hung (under the lock): a new generation frees
+        their slots and ignores their results; the finished trials' results are kept."""
+        self._generation += 1
+        self._trials = self._trial_successes + self._trial_failures
+        self._trial_starts.clear()
 
     def _trials_busy_retry_after(self) -> float:
         # The trials in flight decide; suggest a short wait, never "now".
@@ -350,10 +364,11 @@ class Breaker:
 
     # transitions
     def _open_left(self) -> float:
-        if self._opened_mono is not None:
-            return self._opened_mono + self._open_for - _clock.monotonic()
-        opened_at = self._storage.opened_at  # opened elsewhere (shared storage): wall clock
-        if opened_at is None:
+        opened_mono = self._opened_mono
+        opened_at = self._storage.opened_at
+        if opened_mono is not None and opened_at == self._opened_at:
+            return opened_mono + self._open_for - _clock.monotonic()  # this process's own opening
+        if opened_at is None:  # opened elsewhere (shared storage): its wall clock
             return 0.0
         return opened_at.timestamp() + self.config.reset_timeout - _clock.wall()
 
@@ -367,14 +382,13 @@ class Breaker:
         storage.state = new
         self._generation += 1
         self._trials = self._trial_successes = self._trial_failures = self._trial_slow = 0
-        now = _clock.monotonic()
-        self._half_open_mono = now if new == STATE_HALF_OPEN else None
+        self._trial_starts.clear()
         if new == STATE_OPEN:
             self._reopens += reopen
             self._opened += 1
-            self._opened_mono = now
+            self._opened_mono = _clock.monotonic()
             self._open_for = self.config.open_period(self._reopens)
-            storage.opened_at = datetime.fromtimestamp(_clock.wall(), UTC)
+            storage.opened_at = self._opened_at = datetime.fromtimestamp(_clock.wall(), UTC)
         else:
             self._opened_mono = None
         if new == STATE_CLOSED:
@@ -588,7 +602,7 @@ def _storage_kind(storage: object) -> str:
 
 class _CircuitFactory:
     """``rs.circuit(name=None, *, fail_max=None, reset_timeout=30.0, half_open_calls=1,
-    failure_rate=None, window=60.0, window_calls=None, min_calls=10, slow_call=None,
+    failure_rate=None, window=None, window_calls=None, min_calls=None, slow_call=None,
     slow_rate=None, reset_backoff=1.0, max_reset_timeout=None, on=None, exclude=(),
     listeners=(), storage=None)``: stop calling a failing dependency.
 
@@ -598,7 +612,10 @@ class _CircuitFactory:
       none when one is (pass it as well to have both).
     - ``failure_rate=0.5``: with at least ``min_calls`` outcomes in the window, the share
       of failures is >= 0.5. The window is the last ``window`` seconds (kept in 20 buckets,
-      so outcomes leave it in steps of ``window / 20``), or the last ``window_calls`` calls.
+      so outcomes leave it in steps of ``window / 20``; 60 s unless given), or the last
+      ``window_calls`` calls (give one of the two). ``min_calls`` is 10 unless given.
+      ``window``, ``window_calls`` and ``min_calls`` apply only with a rate rule: without
+      ``failure_rate`` or ``slow_rate`` they raise ValueError.
     - ``slow_call=2.0, slow_rate=0.5``: calls that took more than 2 s count as slow (failed
       or not); open when the slow share of the window is >= 0.5 (same ``min_calls``).
     - Semantics follow resilience4j: ``exclude``d outcomes count in neither numerator nor
@@ -640,9 +657,9 @@ class _CircuitFactory:
         reset_timeout: float = 30.0,
         half_open_calls: int = 1,
         failure_rate: float | None = None,
-        window: float = 60.0,
+        window: float | None = None,
         window_calls: int | None = None,
-        min_calls: int = 10,
+        min_calls: int | None = None,
         slow_call: float | None = None,
         slow_rate: float | None = None,
         reset_backoff: float = 1.0,
@@ -659,9 +676,27 @@ class _CircuitFactory:
         if fail_max is not None:
             _check_int("fail_max", fail_max)
         _check_int("half_open_calls", half_open_calls)
-        _check_int("min_calls", min_calls)
+        rated = failure_rate is not None or slow_rate is not None or slow_call is not None
+        for parameter, given in (("window", window), ("window_calls", window_calls), ("min_calls", min_calls)):
+            if given is not None and not rated:
+                raise ValueError(
+                    f"{parameter} applies only to a rate rule: add failure_rate= or slow_call= with slow_rate= "
+                    f"(a breaker without one opens after fail_max consecutive failures); got {parameter}={given!r}"
+                )
+        if window is not None and window_calls is not None:
+            raise ValueError(
+                f"give either window (seconds) or window_calls (calls), not both; got window={window!r}, "
+                f"window_calls={window_calls!r}"
+            )
+        if min_calls is None:
+            min_calls = 10
+        else:
+            _check_int("min_calls", min_calls)
+        if window is None:
+            window = 60.0
+        else:
+            check_seconds("window", window)
         check_seconds("reset_timeout", reset_timeout)
-        check_seconds("window", window)
         if failure_rate is not None:
             _check_share("failure_rate", failure_rate)
         if window_calls is not None:
@@ -698,7 +733,6 @@ class _CircuitFactory:
         storage_kind = _storage_kind(storage)
         counts = to_classifier(on, verdict=_COUNTS) if on is not None and on != () else None
         excluded = to_classifier(exclude, parameter="exclude") if exclude not in ((), [], None) else None
-        rated = failure_rate is not None or slow_rate is not None
         config = BreakerConfig(
             fail_max=fail_max if fail_max is not None or rated else 5,
             reset_timeout=float(reset_timeout),

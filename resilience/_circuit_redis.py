@@ -36,10 +36,12 @@ import asyncio
 import math
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from resilience import _clock
 from resilience._circuit import (
+    IGNORED,
     STATE_CLOSED,
     STATE_FORCED_OPEN,
     STATE_HALF_OPEN,
@@ -79,11 +81,14 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function int(n) return string.format('%d', math.floor(n)) end
 
 local h = redis.call('HMGET', S, 'st', 'gen', 'until', 'fails', 'opened', 'reopens',
-  'tr', 'tok', 'tfail', 'tslow', 'hs')
+  'tr', 'tok', 'tfail', 'tslow', 'hs', 'ta')
 local st = h[1]
 local function n(i) return tonumber(h[i] or '0') end
 local gen, untl, fails, opened, reopens = n(2), n(3), n(4), n(5), n(6)
 local tr, tok, tfail, tslow, hs = n(7), n(8), n(9), n(10), n(11)
+-- admission times (us) of the half-open trials in flight, oldest first: "t1,t2,"; which
+-- trial finished is unknown, so a finished one removes the oldest (never presumed hung early)
+local ta = h[12] or ''
 if not st then
   -- new, expired or lost in a restart: a closed breaker whose generations start at the
   -- Redis time, so they keep growing across a restart
@@ -94,8 +99,8 @@ end
 
 local function move(new)
   gen = redis.call('HINCRBY', S, 'gen', 1)
-  st, tr, tok, tfail, tslow, hs = new, 0, 0, 0, 0, now
-  redis.call('HSET', S, 'st', new, 'tr', 0, 'tok', 0, 'tfail', 0, 'tslow', 0, 'hs', int(now))
+  st, tr, tok, tfail, tslow, hs, ta = new, 0, 0, 0, 0, now, ''
+  redis.call('HSET', S, 'st', new, 'tr', 0, 'tok', 0, 'tfail', 0, 'tslow', 0, 'hs', int(now), 'ta', '')
 end
 
 local function open_now(r)
@@ -187,15 +192,20 @@ if op == 'acquire' then
   end
   if st == 'half-open' then
     admit = 0
-    if tr >= HALF and now - hs >= RESET then
-      -- trials presumed hung: a new generation frees their slots and ignores their results
-      move('half-open')
+    if tr >= HALF and now - (tonumber(string.match(ta, '^(%d+)')) or hs) >= RESET then
+      -- the oldest trial in flight is presumed hung: a new generation frees the slots of
+      -- those in flight and ignores their results; the finished trials' results are kept
+      gen = redis.call('HINCRBY', S, 'gen', 1)
+      tr, ta = tok + tfail, ''
+      redis.call('HSET', S, 'tr', tr, 'ta', '')
       hung = 1
     end
     if tr >= HALF then
       wait = BUSY
     else
       tr = redis.call('HINCRBY', S, 'tr', 1)
+      ta = ta .. int(now) .. ','
+      redis.call('HSET', S, 'ta', ta)
       admit = 1
     end
   end
@@ -203,6 +213,8 @@ elseif op == 'record' then
   if tonumber(ARGV[16]) == gen then
     local kind, slow = ARGV[17], ARGV[18] == '1'
     if st == 'half-open' then
+      ta = string.gsub(ta, '^%d+,', '', 1)
+      redis.call('HSET', S, 'ta', ta)
       if kind == 'i' then
         if tr > 0 then tr = redis.call('HINCRBY', S, 'tr', -1) end
       else
@@ -374,6 +386,7 @@ class RedisBreaker(Breaker):
         self._outage = Outage("circuit", name, RESYNC_INTERVAL)
         self._remote_lock = self._outage.lock  # also guards the mirror
         self._seen = _Seen()
+        self._background: set[asyncio.Future[_Reply]] = set()  # round trips nobody awaits any more
 
     # plumbing
     def _keys(self) -> list[str]:
@@ -405,6 +418,10 @@ class RedisBreaker(Breaker):
         loop = asyncio.get_running_loop()
         entry = self._loop_scripts.get(loop)
         if entry is None:
+            # Loops closed without shutdown_asyncgens (new_event_loop + close) never ran the
+            # closer: forget their clients (their sockets close when they are collected).
+            for closed in [other for other in self._loop_scripts if other.is_closed()]:
+                del self._loop_scripts[closed]
             client = async_client(self._url)
             closer = self._close_with_loop(loop, client)
             entry = self._loop_scripts[loop] = (client.register_script(SCRIPT), closer)
@@ -439,6 +456,8 @@ class RedisBreaker(Breaker):
             outage = self._outage.end(now)
             if outage is not None:  # Redis answers again: its state replaces the local one
                 known = self._storage.state
+                with self._lock:
+                    self._generation += 1  # outcomes of calls the local state admitted change nothing now
             elif reply.generation < seen.generation:
                 return reply  # an older view that lost a race with a newer reply
             else:
@@ -471,9 +490,10 @@ class RedisBreaker(Breaker):
             storage.reset_counter()
             self._generation += 1
             self._trials = self._trial_successes = self._trial_failures = self._trial_slow = 0
-            now = _clock.monotonic()
-            self._half_open_mono = now if state == STATE_HALF_OPEN else None
-            self._opened_mono = now if state == STATE_OPEN else None
+            self._trial_starts.clear()
+            self._opened_mono = _clock.monotonic() if state == STATE_OPEN else None
+            if state == STATE_OPEN:
+                storage.opened_at = self._opened_at = datetime.fromtimestamp(_clock.wall(), UTC)
             self._open_for = open_left
             if self._window is not None:
                 self._window.clear()
@@ -505,12 +525,39 @@ class RedisBreaker(Breaker):
         """``acquire`` for async callers."""
         if self._outage.down and not self._outage.probe_due():
             return Breaker.acquire(self)
+        # Shielded: a caller cancelled during the round trip must not leave a trial slot
+        # taken by a call that never runs; the script's reply says whether to give it back.
+        task = asyncio.ensure_future(self._arun("acquire"))
         try:
-            reply = await self._arun("acquire")
+            reply = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._give_back)
+            raise
         except REDIS_ERRORS as exc:
             self._lost(exc)
             return Breaker.acquire(self)
         return self._admit(reply)
+
+    def _give_back(self, task: asyncio.Future[_Reply]) -> None:
+        """An admission whose caller was cancelled has finished: return a trial slot it took."""
+        reply = self._finished(task)
+        if reply is not None and reply.admitted and reply.state == STATE_HALF_OPEN:
+            args = self._record_args(-1 - reply.generation, IGNORED, False)
+            background = asyncio.ensure_future(self._arun(*args))
+            self._background.add(background)
+            background.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[_Reply]) -> _Reply | None:
+        """Mirror the reply of a round trip nobody awaits any more (None if it failed)."""
+        self._background.discard(task)
+        if task.cancelled():
+            return None
+        exc = task.exception()
+        if exc is not None:
+            if isinstance(exc, REDIS_ERRORS):
+                self._lost(exc)
+            return None
+        return self._observe(task.result())
 
     def _admit(self, reply: _Reply) -> int:
         self._observe(reply)
@@ -559,8 +606,12 @@ class RedisBreaker(Breaker):
         self.tell_outcome(kind, outcome)
         if self._outage.down:
             return
+        task = asyncio.ensure_future(self._arun(*self._record_args(generation, kind, slow)))
         try:
-            reply = await self._arun(*self._record_args(generation, kind, slow))
+            reply = await asyncio.shield(task)  # a cancelled caller's outcome still reaches Redis
+        except asyncio.CancelledError:
+            task.add_done_callback(self._finished)
+            raise
         except REDIS_ERRORS as exc:
             self._lost(exc)
             return

@@ -17,7 +17,7 @@ import pybreaker
 import pytest
 
 import resilience as rs
-from resilience.classify import IGNORED, on_exception, on_result
+from resilience.classify import IGNORED, Outcome, on_exception, on_result
 
 
 class Boom(ConnectionError):
@@ -893,3 +893,46 @@ def test_retry_on_pybreaker_error_retries_an_open_circuit(twin: Any, clock: Any)
     breaker.open()
     assert "ok" == twin.run(guarded, "ok")
     assert [5.0] == clock.sleeps
+
+
+def test_trial_admitted_late_in_half_open_is_not_presumed_hung(clock: Any) -> None:
+    """A trial younger than reset_timeout keeps its slot, and its success counts with the earlier ones."""
+    breaker = rs.circuit("late-trial", fail_max=1, reset_timeout=10, half_open_calls=2).breaker
+    breaker.open()
+    clock.advance(10)
+    breaker.succeeded(breaker.acquire())  # trial 1 succeeds at once
+    clock.advance(9.9)
+    second = breaker.acquire()  # trial 2 starts 9.9 s into half-open
+    clock.advance(0.1)
+    with pytest.raises(rs.CircuitOpenError):
+        breaker.acquire()
+    breaker.succeeded(second)
+    assert "closed" == breaker.state
+
+
+def test_hung_trial_frees_its_slot_and_finished_trials_still_count(clock: Any) -> None:
+    """After reset_timeout the hung trial's slot is reused; the finished trial's success is kept."""
+    breaker = rs.circuit("hung-trial", fail_max=1, reset_timeout=10, half_open_calls=2).breaker
+    breaker.open()
+    clock.advance(10)
+    breaker.succeeded(breaker.acquire())
+    hung = breaker.acquire()
+    clock.advance(10)
+    breaker.succeeded(breaker.acquire())  # the replacement trial: two successes close it
+    assert "closed" == breaker.state
+    breaker.record(hung, Outcome(None, Boom()))
+    assert ("closed", 0) == (breaker.state, breaker.fail_counter)
+
+
+def test_pybreaker_storage_reopened_elsewhere_uses_the_storage_opening_time(clock: Any) -> None:
+    """An opening written by another process wins over this process's own earlier opening."""
+    shared = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+    mine = rs.circuit("mine", fail_max=1, reset_timeout=30, storage=shared).breaker
+    theirs = rs.circuit("theirs", fail_max=1, reset_timeout=30, storage=shared).breaker
+    mine.open()
+    theirs.close()
+    clock.advance(100)
+    theirs.open()
+    with pytest.raises(rs.CircuitOpenError) as excinfo:
+        mine.acquire()
+    assert 30.0 == pytest.approx(excinfo.value.retry_after)

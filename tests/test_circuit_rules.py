@@ -491,6 +491,10 @@ def test_manual_states_are_logged_like_transitions(caplog: pytest.LogCaptureFixt
         ({"failure_rate": 0.5, "window_calls": 0}, ValueError, "window_calls"),
         ({"failure_rate": 0.5, "min_calls": 0}, ValueError, "min_calls"),
         ({"failure_rate": 0.5, "window_calls": 5, "min_calls": 10}, ValueError, "min_calls"),
+        ({"window_calls": 100}, ValueError, "window_calls applies only to a rate rule"),
+        ({"min_calls": 3}, ValueError, "min_calls applies only to a rate rule"),
+        ({"window": 300}, ValueError, "window applies only to a rate rule"),
+        ({"failure_rate": 0.5, "window": 300, "window_calls": 100}, ValueError, "either window .* or window_calls"),
         ({"slow_call": 2.0}, ValueError, "slow_rate"),
         ({"slow_rate": 0.5}, ValueError, "slow_call"),
         ({"slow_call": -1.0, "slow_rate": 0.5}, ValueError, "slow_call"),
@@ -574,3 +578,9 @@ def test_open_period_never_overflows() -> None:
     """A huge number of re-openings gives the cap (a year without max_reset_timeout), not an OverflowError."""
     config = BreakerConfig(reset_timeout=1.0, reset_backoff=10.0)
     assert 366 * 24 * 3600.0 == config.open_period(10_000)
+
+
+def test_default_window_and_min_calls_still_apply_with_a_rate_rule() -> None:
+    """Without window or min_calls, a rate rule gets a 60 s window judged from 10 calls."""
+    config = rs.circuit("defaults", failure_rate=0.5).breaker.config
+    assert (60.0, None, 10) == (config.window, config.window_calls, config.min_calls)

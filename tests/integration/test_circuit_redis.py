@@ -466,3 +466,91 @@ def test_redis_rules_match_the_in_memory_rules(redis_server: Any, config: dict[s
             trace.append(breaker.state)
     assert traces[0] == traces[1]
     assert "closed" in traces[0] and "open" in traces[0]
+
+
+def test_redis_trial_admitted_late_in_half_open_is_not_presumed_hung(redis_server: Any) -> None:
+    """In Redis too, only a trial in flight for reset_timeout is presumed hung; earlier successes count."""
+    breaker = rs.circuit(
+        "late-trial", fail_max=1, reset_timeout=0.5, half_open_calls=2, storage=redis_server.url
+    ).breaker
+    breaker.open()
+    time.sleep(0.55)
+    breaker.record(breaker.acquire(), rs.classify.Outcome("ok"))
+    time.sleep(0.35)
+    second = breaker.acquire()
+    time.sleep(0.25)  # 0.6 s into half-open, the second trial 0.25 s old
+    with pytest.raises(rs.CircuitOpenError):
+        breaker.acquire()
+    breaker.record(second, rs.classify.Outcome("ok"))
+    assert "closed" == breaker.state
+
+
+# Keeps Redis busy for ARGV[1] microseconds, as a slow server would be.
+BUSY_SCRIPT = """
+local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end
+local stop = now() + tonumber(ARGV[1])
+while now() < stop do end
+"""
+
+
+def test_async_caller_cancelled_during_admission_gives_its_trial_slot_back(redis_server: Any) -> None:
+    """A caller cancelled while Redis admits it returns the half-open slot it was given."""
+    import redis
+
+    guarded = rs.circuit("cancelled", fail_max=1, reset_timeout=1.0, storage=redis_server.url)(asyncio.sleep)
+    breaker = rs.circuit.get("cancelled")
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def main() -> str:
+        await guarded(0)
+        breaker.open()
+        await asyncio.sleep(1.05)
+        busy = threading.Thread(target=client.eval, args=(BUSY_SCRIPT, 0, 300_000))  # Redis blocked 0.3 s
+        busy.start()
+        await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await guarded(0)
+        busy.join()
+        await asyncio.sleep(0.1)
+        return (await guarded(0, "ok")) or ""
+
+    try:
+        assert "ok" == asyncio.run(main())
+        assert "closed" == breaker.state
+    finally:
+        client.close()
+
+
+def test_call_admitted_locally_during_an_outage_changes_nothing_after_resync(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outcome of a call the local state admitted, arriving once Redis is back, neither trips nor notifies."""
+    monkeypatch.setattr(_circuit_redis, "RESYNC_INTERVAL", 0.1)
+    recorder = Recorder()
+    breaker = rs.circuit("stale-local", fail_max=1, storage=redis_server.url, listeners=[recorder]).breaker
+    assert "closed" == breaker.state
+    redis_server.stop()
+    token = breaker.acquire()
+    redis_server.start()
+    time.sleep(0.15)
+    assert "closed" == breaker.state
+    breaker.record(token, rs.classify.Outcome(None, ConnectionError("late")))
+    assert ([], "closed", "closed") == (recorder.changes, breaker.state, breaker._storage.state)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_clients_of_closed_event_loops_are_released(redis_server: Any) -> None:
+    """Loops closed without asyncio.run do not each keep a client: at most the newest one is held."""
+    import gc
+
+    guarded = rs.circuit("loops", storage=redis_server.url)(asyncio.sleep)
+    breaker = rs.circuit.get("loops")
+    assert isinstance(breaker, _circuit_redis.RedisBreaker)
+    for _ in range(5):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(guarded(0))
+        loop.close()
+    assert 1 == len(breaker._loop_scripts)
+    breaker._loop_scripts.clear()
+    gc.collect()
