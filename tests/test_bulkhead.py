@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import until, wait_until
 
 import resilience as rs
 from resilience import _clock
@@ -22,23 +22,6 @@ def _fresh_bulkheads() -> Iterator[None]:
     rs.bulkhead.clear()
     yield
     rs.bulkhead.clear()
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Yield the GIL until ``predicate()`` holds (test orchestration, not a timing assertion)."""
-    give_up = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < give_up, "condition never held"
-        time.sleep(0)
-
-
-async def until(predicate: Callable[[], bool], turns: int = 100_000) -> None:
-    """Let the event loop run until ``predicate()`` holds (no time passes)."""
-    for _ in range(turns):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 def call_while_queued(twin: Any, fn: Callable[..., Any], state: Any, then: Callable[[], None]) -> Any:

@@ -9,17 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import raising
 
 import resilience as rs
-
-
-def raising(exc: BaseException) -> Callable[..., Any]:
-    """A body that raises ``exc``."""
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        raise exc
-
-    return body
 
 
 def raises_through(twin: Any, fn: Callable[..., Any], expected: type[BaseException]) -> BaseException:

@@ -8,35 +8,18 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import until, wait_until
 
 import resilience as rs
 from resilience import _clock, _hedge
 from resilience._workers import WorkerPool
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Yield the GIL until ``predicate()`` holds (test orchestration, not a timing assertion)."""
-    give_up = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < give_up, "condition never held"
-        time.sleep(0)
-
-
-async def until(predicate: Callable[[], bool], turns: int = 100_000) -> None:
-    """Let the event loop run until ``predicate()`` holds (no time passes)."""
-    for _ in range(turns):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 class Closable:

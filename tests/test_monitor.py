@@ -11,25 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import call, raising
 
 import resilience as rs
-
-
-def raising(exc: BaseException) -> Callable[..., Any]:
-    """A body that raises ``exc``."""
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        raise exc
-
-    return body
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 def expiring_timeout(twin: Any) -> Callable[..., Any]:

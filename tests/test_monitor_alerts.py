@@ -13,17 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import call
 
 import resilience as rs
 from resilience._engine import Args, Kwargs, Layer, current_record
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 class Http(Layer):

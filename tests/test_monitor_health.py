@@ -9,16 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import call
 
 import resilience as rs
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 def scripted(twin: Any, outcomes: str) -> Callable[..., Any]:

@@ -8,21 +8,14 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from helpers import call
 
 import resilience as rs
 from resilience import _monitor_stats
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 class Sink(rs.monitor.Listener):

@@ -10,19 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import call
 
 import resilience as rs
 from resilience._engine import Args, Kwargs, Layer, current_record
 
 FIELDS = ("call_name", "outcome", "duration", "attempts", "attempt", "timeout_kind", "status", "url", "trace_id")
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 def ours(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -18,28 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from helpers import call, raising
 
 import resilience as rs
 from resilience import _monitor_stats, monitor
 from resilience._engine import Args, CallRecord, Kwargs, Layer, current_record
 from resilience._sketch import MAX_KEY, MIN_KEY
-
-
-def raising(exc: BaseException) -> Callable[..., Any]:
-    """A body that raises ``exc``."""
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        raise exc
-
-    return body
-
-
-def call(twin: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``, returning the exception it raised instead of raising it."""
-    try:
-        return twin.run(fn, *args)
-    except Exception as exc:
-        return exc
 
 
 class Annotate(Layer):
