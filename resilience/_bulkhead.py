@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from resilience import _clock
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
-from resilience._registry import NamedRegistry
+from resilience._registry import NamedFactory, NamedRegistry
 from resilience.errors import BulkheadFull
 
 R = TypeVar("R")
@@ -266,7 +266,7 @@ class BulkheadLayer(Layer):
 bulkheads: NamedRegistry[Bulkhead] = NamedRegistry("bulkhead")
 
 
-class _BulkheadFactory:
+class _BulkheadFactory(NamedFactory[Bulkhead]):
     """``rs.bulkhead(max_concurrent, *, max_wait=0.0, name=None)``: at most
     ``max_concurrent`` calls in flight at once.
 
@@ -314,24 +314,5 @@ class _BulkheadFactory:
         )
         return BulkheadLayer(state)
 
-    def get(self, name: str) -> Bulkhead:
-        """The bulkhead registered under ``name`` (KeyError if none)."""
-        return bulkheads.get(name)
 
-    def names(self) -> list[str]:
-        """Names of every registered bulkhead."""
-        return bulkheads.names()
-
-    def clear(self) -> None:
-        """Zero every bulkhead's counters and free their names (tests).
-
-        Functions decorated earlier keep their bulkhead (still found by ``get``); a new
-        declaration of the name, with any configuration, starts a new one.
-        """
-        bulkheads.clear()
-
-    def __repr__(self) -> str:
-        return "rs.bulkhead"
-
-
-bulkhead = _BulkheadFactory()
+bulkhead = _BulkheadFactory(bulkheads)

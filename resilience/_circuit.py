@@ -25,7 +25,7 @@ from resilience import _clock
 from resilience._circuit_rules import BreakerConfig, window_stats
 from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds
 from resilience._pybreaker import pybreaker
-from resilience._registry import NamedRegistry
+from resilience._registry import NamedFactory, NamedRegistry
 from resilience.classify import Classifier, ClassifierLike, Outcome, Verdict, to_classifier
 from resilience.errors import BulkheadFull, CircuitOpenError, RateLimited
 
@@ -600,7 +600,7 @@ def _storage_kind(storage: object) -> str:
     )
 
 
-class _CircuitFactory:
+class _CircuitFactory(NamedFactory[Breaker]):
     """``rs.circuit(name=None, *, fail_max=None, reset_timeout=30.0, half_open_calls=1,
     failure_rate=None, window=None, window_calls=None, min_calls=None, slow_call=None,
     slow_rate=None, reset_backoff=1.0, max_reset_timeout=None, on=None, exclude=(),
@@ -777,27 +777,8 @@ class _CircuitFactory:
         )
         return _layer(breaker)
 
-    def get(self, name: str) -> Breaker:
-        """The breaker registered under ``name`` (KeyError if none)."""
-        return breakers.get(name)
-
-    def names(self) -> list[str]:
-        """Names of every registered breaker."""
-        return breakers.names()
-
-    def clear(self) -> None:
-        """Reset every breaker to closed and free their names (tests; see ``rs.testing.reset()``).
-
-        Functions decorated earlier keep their (now reset) breaker, still found by ``get``;
-        a new declaration of the name, with any configuration, starts a new breaker.
-        """
-        breakers.clear()
-
-    def __repr__(self) -> str:
-        return "rs.circuit"
-
 
 # What `on=` marks: a failure the breaker counts.
 _COUNTS = Verdict(failed=True, retryable=False, counts=True, reason="failure")
 
-circuit = _CircuitFactory()
+circuit = _CircuitFactory(breakers)

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 from resilience import _clock
 from resilience._engine import Args, Kwargs, Layer, active_deadline, call_name, check_seconds
-from resilience._registry import NamedRegistry
+from resilience._registry import NamedFactory, NamedRegistry
 from resilience.classify import Classifier, ClassifierLike, Outcome, to_classifier
 from resilience.errors import RateLimited
 
@@ -610,7 +610,7 @@ def _check_rate(parameter: str, value: object, minimum: float, strict: bool) -> 
     return float(value)
 
 
-class _RateLimitFactory:
+class _RateLimitFactory(NamedFactory[Limiter]):
     """``rs.rate_limit(rate, per=1.0, *, burst=None, wait=False, name=None, storage=None,
     drain_on=None)``: at most ``rate`` calls per ``per`` seconds (a token bucket).
 
@@ -715,24 +715,5 @@ class _RateLimitFactory:
         )
         return RateLimit(limiter, classifier)
 
-    def get(self, name: str) -> Limiter:
-        """The limiter registered under ``name`` (KeyError if none)."""
-        return limiters.get(name)
 
-    def names(self) -> list[str]:
-        """Names of every registered limiter."""
-        return limiters.names()
-
-    def clear(self) -> None:
-        """Zero every limiter's counters and free their names (tests).
-
-        Functions decorated earlier keep their limiter (still found by ``get``); a new
-        declaration of the name, with any configuration, starts a new bucket.
-        """
-        limiters.clear()
-
-    def __repr__(self) -> str:
-        return "rs.rate_limit"
-
-
-rate_limit = _RateLimitFactory()
+rate_limit = _RateLimitFactory(limiters)

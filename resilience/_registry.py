@@ -67,3 +67,29 @@ class NamedRegistry(Generic[T]):
         for name, obj in objects:
             obj.reset()
             self._parked[name] = obj
+
+
+class NamedFactory(Generic[T]):
+    """What ``rs.circuit``, ``rs.bulkhead`` and ``rs.rate_limit`` share besides building layers."""
+
+    def __init__(self, registry: NamedRegistry[T]) -> None:
+        self.registry = registry
+
+    def get(self, name: str) -> T:
+        """The object registered under ``name`` (KeyError naming the known ones if none)."""
+        return self.registry.get(name)
+
+    def names(self) -> list[str]:
+        """Names of every registered object, sorted."""
+        return self.registry.names()
+
+    def clear(self) -> None:
+        """Reset every object in place and free their names (tests; see ``rs.testing.reset()``).
+
+        Functions decorated earlier keep their object, still found by ``get``; a new
+        declaration of the name, with any configuration, starts a new one.
+        """
+        self.registry.clear()
+
+    def __repr__(self) -> str:
+        return f"rs.{self.registry.kind}"
