@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from resilience import _clock, monitor
 from resilience._bulkhead import bulkhead
@@ -44,7 +45,19 @@ from resilience._circuit import circuit
 from resilience._clock import FakeClock
 from resilience._rate_limit import rate_limit
 
-__all__ = ["FakeClock", "fake_clock", "no_wait", "reset"]
+if TYPE_CHECKING:
+    from resilience._demo_server import DemoServer
+
+__all__ = ["DemoServer", "FakeClock", "fake_clock", "no_wait", "reset"]
+
+
+def __getattr__(name: str) -> Any:
+    # DemoServer (a misbehaving loopback HTTP server) pulls in http.server: only on demand.
+    if name == "DemoServer":
+        from resilience._demo_server import DemoServer
+
+        return DemoServer
+    raise AttributeError(f"module 'resilience.testing' has no attribute {name!r}")
 
 
 @contextmanager

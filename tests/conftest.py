@@ -10,6 +10,7 @@ import pytest
 
 import resilience as rs
 from resilience import _clock
+from resilience._demo_server import DemoServer
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +165,16 @@ def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _demo_server_process_wide() -> Iterator[DemoServer]:
+    with DemoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def http_server(_demo_server_process_wide: DemoServer) -> DemoServer:
+    """The misbehaving loopback HTTP server (resilience._demo_server), counters reset per test."""
+    _demo_server_process_wide.reset_counts()
+    return _demo_server_process_wide

@@ -1,0 +1,516 @@
+"""``http.Session`` against the real loopback server: default timeouts, deadlines, bodies,
+keep-alive, Idempotency-Key, the call record, and no urllib3 retries."""
+
+# House style (STYLE.md rule 8) reads `assert expected == actual`, which ruff calls a Yoda condition.
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import io
+import json
+import math
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+import pytest
+import requests
+import urllib3
+from helpers import wait_until
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+import resilience as rs
+from resilience import http
+from resilience._demo_server import DemoServer
+from resilience._engine import CallRecord, current_record
+from resilience.http import _context
+from resilience.http._session import Session, _read_body, _timed_out
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 0.5
+SLACK = 0.3  # how late past the deadline a request may end on a busy machine
+
+
+@pytest.fixture
+def make_session() -> Iterator[Callable[..., Session]]:
+    """Sessions closed at the end of the test (their pooled sockets too)."""
+    sessions: list[Session] = []
+
+    def make(*args: Any, **kwargs: Any) -> Session:
+        sessions.append(Session(*args, **kwargs))
+        return sessions[-1]
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+@contextlib.contextmanager
+def context_set(var: ContextVar[Any], value: Any) -> Iterator[None]:
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def get_under_deadline(how: str, session: Session, url: str, seconds: float = DEADLINE) -> requests.Response:
+    """``session.get(url)`` inside a deadline set by a scope, a cooperative rs.timeout, or an
+    async cooperative rs.timeout around ``asyncio.to_thread`` (which copies the context)."""
+    if how == "scope":
+        with rs.deadline.scope(seconds):
+            return session.get(url)
+    if how == "cooperative":
+
+        @rs.timeout(seconds, mode="cooperative")
+        def call() -> requests.Response:
+            return session.get(url)
+
+        return call()
+
+    @rs.timeout(seconds, mode="cooperative")
+    async def acall() -> requests.Response:
+        return await asyncio.to_thread(session.get, url)
+
+    return asyncio.run(acall())
+
+
+def handler_threads() -> set[threading.Thread]:
+    """The demo server's live request-handler threads (ThreadingHTTPServer names them so)."""
+    return {t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")}
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [((2, 5), (2.0, 5.0)), (4, (4.0, 4.0)), ([1.5, 3], (1.5, 3.0)), ((0.25, 0.5), (0.25, 0.5))],
+)
+def test_timeout_normalised_to_a_pair(value: Any, expected: tuple[float, float]) -> None:
+    """One number stands for both timeouts; pairs come back as float (connect, read)."""
+    session = Session(value)
+    assert expected == session.timeout
+    session.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (math.inf, ValueError),
+        (math.nan, ValueError),
+        ("3", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+        ((1,), ValueError),
+        ((1, 2, 3), ValueError),
+        ((1, 0), ValueError),
+        ((None, 5), TypeError),
+        ((1, math.inf), ValueError),
+    ],
+)
+def test_bad_timeout_rejected_naming_the_parameter(value: Any, error: type[Exception]) -> None:
+    """A timeout that is not a positive finite number or a pair of them raises, naming timeout."""
+    with pytest.raises(error, match="timeout"):
+        Session(value)
+
+
+def test_bad_timeout_assigned_later_rejected() -> None:
+    """Assigning session.timeout validates it too."""
+    session = Session()
+    with pytest.raises(ValueError, match="timeout"):
+        session.timeout = -2
+    assert (3.0, 10.0) == session.timeout
+    session.close()
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "error"),
+    [
+        ("pool_connections", 0, ValueError),
+        ("pool_maxsize", -3, ValueError),
+        ("pool_maxsize", True, TypeError),
+        ("pool_connections", 2.0, TypeError),
+        ("pool_maxsize", "10", TypeError),
+    ],
+)
+def test_bad_pool_size_rejected_naming_the_parameter(parameter: str, value: Any, error: type[Exception]) -> None:
+    """Pool sizes are ints >= 1 (bool rejected); the message names the parameter."""
+    with pytest.raises(error, match=parameter):
+        Session(**{parameter: value})
+
+
+def test_repr_and_pickle_keep_the_configuration() -> None:
+    """The repr shows timeout and pool sizes; a pickled Session keeps them."""
+    session = Session((2, 7.5), pool_connections=3, pool_maxsize=4)
+    copy = pickle.loads(pickle.dumps(session))
+    assert "Session(timeout=(2, 7.5), pool_connections=3, pool_maxsize=4)" == repr(session)
+    assert repr(session) == repr(copy)
+    session.close()
+    copy.close()
+
+
+def test_public_name() -> None:
+    """The Session is exported as http.Session."""
+    assert Session is http.Session
+
+
+# --- timeouts -----------------------------------------------------------------------------
+
+
+def test_default_timeout_applied_when_none_passed(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """Without a timeout argument the Session's own read timeout ends a slow answer."""
+    session = make_session(timeout=(1, 0.2))
+    start = time.monotonic()
+    with pytest.raises(requests.ReadTimeout):
+        session.get(http_server.url("/delay/1"))
+    assert time.monotonic() - start < 0.7
+
+
+def test_timeout_none_still_bounded(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """timeout=None means the default, never "wait forever"."""
+    session = make_session(timeout=(1, 0.2))
+    start = time.monotonic()
+    with pytest.raises(requests.ReadTimeout):
+        session.get(http_server.url("/delay/1"), timeout=None)
+    assert time.monotonic() - start < 0.7
+
+
+@pytest.mark.parametrize("positional", [False, True])
+def test_explicit_timeout_wins(http_server: DemoServer, make_session: Callable[..., Session], positional: bool) -> None:
+    """A request's own timeout, by keyword or in requests' positional order, beats the default."""
+    session = make_session(timeout=(1, 0.1))
+    url = http_server.url("/delay/0.3")
+    if positional:  # method, url, params, data, headers, cookies, files, auth, timeout
+        response = session.request("GET", url, None, None, None, None, None, None, 2.0)
+    else:
+        response = session.get(url, timeout=(1, 2))
+    assert 200 == response.status_code
+
+
+def test_policy_timeout_used_when_none_passed(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """The enclosing http.policy's timeout (its context variable) beats the Session's default."""
+    session = make_session(timeout=(1, 5))
+    start = time.monotonic()
+    with context_set(_context.policy_timeout, (1.0, 0.2)), pytest.raises(requests.ReadTimeout):
+        session.get(http_server.url("/delay/1"))
+    assert time.monotonic() - start < 0.7
+
+
+def test_explicit_timeout_beats_policy_timeout(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """A request's own timeout beats the policy's."""
+    session = make_session()
+    with context_set(_context.policy_timeout, (1.0, 0.1)):
+        assert 200 == session.get(http_server.url("/delay/0.3"), timeout=2).status_code
+
+
+def test_bad_request_timeout_rejected_before_sending(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """A bad per-request timeout raises, naming timeout, and nothing is sent."""
+    session = make_session()
+    with pytest.raises(ValueError, match="timeout"):
+        session.get(http_server.url("/ok"), timeout=-1)
+    assert 0 == http_server.hits["/ok"]
+
+
+def test_read_timeout_shorter_than_deadline_stays_read_timeout(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """Inside a long deadline, the plain read timeout still raises requests' ReadTimeout."""
+    session = make_session(timeout=(1, 0.2))
+    with rs.deadline.scope(5), pytest.raises(requests.ReadTimeout):
+        session.get(http_server.url("/delay/1"))
+
+
+def test_body_read_timeout_is_read_timeout_with_request(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """A body stalling longer than the read timeout raises ReadTimeout carrying request and response."""
+    session = make_session(timeout=(1, 0.2))
+    with pytest.raises(requests.ReadTimeout) as caught:
+        session.get(http_server.url("/trickle?interval=0.5&bytes=5"))
+    assert caught.value.request is not None
+    assert "GET" == caught.value.request.method
+    assert caught.value.response is not None
+    assert 200 == caught.value.response.status_code
+
+
+def test_slow_body_without_deadline_read_fully(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """Without a deadline, a body whose bytes come within the read timeout is read to the end."""
+    session = make_session(timeout=(1, 0.5))
+    assert b"......" == session.get(http_server.url("/trickle?interval=0.02&bytes=6")).content
+
+
+# --- the deadline -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["scope", "cooperative", "async"])
+def test_hang_ends_at_the_deadline(http_server: DemoServer, make_session: Callable[..., Session], how: str) -> None:
+    """A server that never answers ends the request with DeadlineExceeded at the deadline,
+    though the read timeout is longer."""
+    session = make_session()
+    start = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded) as caught:
+        get_under_deadline(how, session, http_server.url("/hang"))
+    assert time.monotonic() - start < DEADLINE + SLACK
+    assert "deadline" == caught.value.kind
+    assert isinstance(caught.value.__cause__, requests.ReadTimeout)
+    assert f"GET {http_server.url('/hang')}" in str(caught.value)
+
+
+@pytest.mark.parametrize("how", ["scope", "cooperative", "async"])
+def test_trickling_body_cut_at_the_deadline(
+    http_server: DemoServer, make_session: Callable[..., Session], how: str
+) -> None:
+    """A body sent one byte per 0.2 s (each read well within the read timeout) is cut at the deadline."""
+    session = make_session()
+    start = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded) as caught:
+        get_under_deadline(how, session, http_server.url("/trickle?interval=0.2&bytes=50"))
+    assert time.monotonic() - start < DEADLINE + SLACK
+    assert "deadline" == caught.value.kind
+
+
+def test_trickle_cut_closes_the_socket(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """Past the deadline the socket is closed: the server's trickle stops, and the next request
+    opens a new connection instead of reusing the half-read one."""
+    session = make_session()
+    before = handler_threads()
+    with pytest.raises(rs.DeadlineExceeded):
+        get_under_deadline("scope", session, http_server.url("/trickle?interval=0.2&bytes=50"))
+    trickling = handler_threads() - before
+    wait_until(lambda: not any(thread.is_alive() for thread in trickling), 3.0)  # else it would trickle 10 s
+    assert 200 == session.get(http_server.url("/ok")).status_code
+    assert 2 == http_server.connections
+
+
+def test_past_deadline_sends_nothing(
+    http_server: DemoServer, make_session: Callable[..., Session], clock: rs.testing.FakeClock
+) -> None:
+    """A request made after its deadline raises DeadlineExceeded without reaching the server."""
+    session = make_session()
+    with rs.deadline.scope(1.0) as deadline:
+        clock.advance(1.5)
+        with pytest.raises(rs.DeadlineExceeded) as caught:
+            session.post(http_server.url("/ok"), json={"a": 1})
+    assert deadline == caught.value.deadline
+    assert "deadline" == caught.value.kind
+    assert 0.5 == pytest.approx(caught.value.elapsed)
+    assert 0 == http_server.hits["/ok"]
+    assert 0 == http_server.connections
+
+
+@pytest.mark.parametrize("how", ["scope", "cooperative", "async"])
+def test_request_within_deadline_succeeds(
+    http_server: DemoServer, make_session: Callable[..., Session], how: str
+) -> None:
+    """A quick request inside a deadline reads its body and returns normally."""
+    session = make_session()
+    response = get_under_deadline(how, session, http_server.url("/ok"))
+    assert {"ok": True, "method": "GET", "path": "/ok"} == response.json()
+
+
+# --- bodies and connections ---------------------------------------------------------------
+
+
+def test_large_body_read_fully(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """A body of many socket reads arrives whole and .json() works."""
+    session = make_session()
+    payload = "x" * 300_000
+    response = session.post(http_server.url("/echo"), data=payload)
+    assert payload == response.json()["body"]
+
+
+def test_head_has_empty_body(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """A HEAD response has an empty body and leaves the connection reusable."""
+    session = make_session()
+    assert b"" == session.head(http_server.url("/ok")).content
+    assert 200 == session.get(http_server.url("/ok")).status_code
+    assert 1 == http_server.connections
+
+
+def test_stream_true_left_to_the_caller(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """With stream=True the body is not read up front; the caller reads it as with requests."""
+    session = make_session()
+    with session.get(http_server.url("/ok"), stream=True) as response:
+        body = b"".join(response.iter_content(4))
+    assert {"ok": True, "method": "GET", "path": "/ok"} == json.loads(body)
+
+
+def test_keep_alive_one_connection(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """20 sequential GETs reuse one pooled connection."""
+    session = make_session()
+    for _ in range(20):
+        assert 200 == session.get(http_server.url("/ok")).status_code
+    assert 20 == http_server.hits["/ok"]
+    assert 1 == http_server.connections
+
+
+def test_urllib3_never_retries(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """A connection reset surfaces at once: the server sees one request."""
+    session = make_session()
+    with pytest.raises(requests.ConnectionError):
+        session.get(http_server.url("/reset"))
+    assert 1 == http_server.hits["/reset"]
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------
+
+
+def test_idempotency_key_added_to_post(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """Under a current idempotency key, a POST carries it as the Idempotency-Key header."""
+    session = make_session()
+    with context_set(_context.idempotency_key, "key-1"):
+        echoed = session.post(http_server.url("/echo"), json={}).json()["headers"]
+    assert "key-1" == echoed.get("Idempotency-Key")
+
+
+def test_idempotency_key_not_added_to_get(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """An idempotent method needs no key and gets none."""
+    session = make_session()
+    with context_set(_context.idempotency_key, "key-1"):
+        echoed = session.get(http_server.url("/echo")).json()["headers"]
+    assert [] == [name for name in echoed if name.lower() == "idempotency-key"]
+
+
+def test_idempotency_key_follows_the_methods_table(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """The method check reads http.IDEMPOTENT_METHODS at call time."""
+    session = make_session()
+    http.IDEMPOTENT_METHODS.add("POST")
+    try:
+        with context_set(_context.idempotency_key, "key-1"):
+            echoed = session.post(http_server.url("/echo")).json()["headers"]
+    finally:
+        http.IDEMPOTENT_METHODS.discard("POST")
+    assert "Idempotency-Key" not in echoed
+
+
+def test_callers_idempotency_key_kept_and_headers_untouched(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """A caller's own key (any case) is kept, and the caller's headers dict is never changed."""
+    session = make_session()
+    own = {"idempotency-key": "mine"}
+    other = {"X-Trace": "t"}
+    with context_set(_context.idempotency_key, "key-1"):
+        kept = session.post(http_server.url("/echo"), headers=own).json()["headers"]
+        added = session.post(http_server.url("/echo"), headers=other).json()["headers"]
+    assert ["mine"] == [value for name, value in kept.items() if name.lower() == "idempotency-key"]
+    assert "key-1" == added.get("Idempotency-Key")
+    assert {"idempotency-key": "mine"} == own
+    assert {"X-Trace": "t"} == other
+
+
+# --- the call record ----------------------------------------------------------------------
+
+
+def test_record_gets_status_and_url(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """The current call record learns the response's status and the URL."""
+    session = make_session()
+    record = CallRecord()
+    url = http_server.url("/status/503")
+    with context_set(current_record, record):
+        session.get(url)
+    assert 503 == record.status
+    assert url == record.url
+
+
+def test_record_gets_url_without_response(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """A request that fails without a response still leaves its URL in the record."""
+    session = make_session()
+    record = CallRecord()
+    url = http_server.url("/reset")
+    with context_set(current_record, record), pytest.raises(requests.ConnectionError):
+        session.get(url)
+    assert url == record.url
+    assert record.status is None
+
+
+def test_monitor_counts_statuses(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """Inside @rs.monitored the response status reaches the monitor's status classes."""
+    session = make_session()
+
+    @rs.monitored("users-api")
+    def get_user() -> requests.Response:
+        return session.get(http_server.url("/status/404"))
+
+    get_user()
+    assert {"4xx": 1} == rs.monitor.snapshot("users-api")["statuses"]
+
+
+# --- reading a body: the translation of urllib3's errors, on real urllib3 responses ----------
+
+
+def local_response(body: bytes, headers: dict[str, str]) -> requests.Response:
+    """A response whose body comes from memory through a real urllib3 HTTPResponse."""
+    response = requests.Response()
+    response.raw = urllib3.HTTPResponse(
+        body=io.BytesIO(body), headers=headers, status=200, preload_content=False, decode_content=False
+    )
+    response.status_code = 200
+    response.request = requests.Request("GET", "http://example.invalid/x").prepare()
+    return response
+
+
+def test_gzip_body_decoded() -> None:
+    """A gzip-encoded body is decoded while it is read."""
+    response = local_response(gzip.compress(b'{"n": 1}' * 2_000), {"content-encoding": "gzip"})
+    _read_body(response, None, 1.0, "GET x")
+    assert b'{"n": 1}' * 2_000 == response.content
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "error"),
+    [
+        (b"abc", {"content-length": "10"}, requests.exceptions.ChunkedEncodingError),
+        (b"not gzip", {"content-encoding": "gzip"}, requests.exceptions.ContentDecodingError),
+    ],
+)
+def test_body_errors_surface_as_requests_errors(body: bytes, headers: dict[str, str], error: type[Exception]) -> None:
+    """A body cut short or undecodable raises requests' own error, carrying the request."""
+    response = local_response(body, headers)
+    with pytest.raises(error) as caught:
+        _read_body(response, None, 1.0, "GET x")
+    assert response.request is caught.value.request
+    assert response.raw.closed
+
+
+def test_deadline_found_passed_between_reads(clock: rs.testing.FakeClock) -> None:
+    """A deadline that passed between two reads stops the body there and closes the response."""
+    response = local_response(b"{}", {"content-length": "2"})
+    with pytest.raises(rs.DeadlineExceeded) as caught:
+        _read_body(response, clock.monotonic() - 0.25, 1.0, "GET http://example.invalid/x")
+    assert 0.25 == pytest.approx(caught.value.elapsed)
+    assert "GET http://example.invalid/x ran 0.25 s past its deadline" == str(caught.value)
+    assert response.raw.closed
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (requests.ReadTimeout("slow"), True),
+        (requests.ConnectionError(ProtocolError("Connection aborted.", TimeoutError())), True),
+        (
+            requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())),
+            False,
+        ),
+        (ReadTimeoutError(None, None, "Read timed out."), True),
+        (requests.exceptions.ChunkedEncodingError("broken"), False),
+    ],
+)
+def test_timeouts_recognised_however_wrapped(error: BaseException, expected: bool) -> None:
+    """A socket timeout counts as one inside requests' and urllib3's wrappers (e.g. a stalled upload)."""
+    assert expected == _timed_out(error)
