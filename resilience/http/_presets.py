@@ -17,7 +17,7 @@ from resilience._retry import retry_on
 from resilience._timeout import Timeout, timeout
 from resilience.classify import Outcome
 from resilience.http._classify import TRANSIENT, BusinessHook, business_failure, transient
-from resilience.http._context import idempotency_key, policy_timeout
+from resilience.http._context import idempotency_key, policy_timeout, timeout_pair
 from resilience.monitor import Monitored
 
 P = ParamSpec("P")
@@ -25,19 +25,6 @@ R = TypeVar("R")
 logger = logging.getLogger("resilience")
 
 TimeoutSpec = float | tuple[float, float]
-
-
-def request_timeout(parameter: str, value: object) -> tuple[float, float]:
-    """A (connect, read) pair from one number or a pair of numbers, naming ``parameter`` if wrong."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{parameter} must be seconds or a (connect, read) pair of seconds, got {value!r}")
-        check_seconds(f"{parameter}[0] (connect)", value[0])
-        check_seconds(f"{parameter}[1] (read)", value[1])
-        return float(value[0]), float(value[1])
-    check_seconds(parameter, value)
-    assert isinstance(value, (int, float))
-    return float(value), float(value)
 
 
 class _Settings:
@@ -179,7 +166,7 @@ class HttpPolicy(Policy):
     def __post_init__(self) -> None:
         Policy.__post_init__(self)
         if self.request_timeout is not None:
-            object.__setattr__(self, "request_timeout", request_timeout("request_timeout", self.request_timeout))
+            object.__setattr__(self, "request_timeout", timeout_pair(self.request_timeout, "request_timeout"))
         if not isinstance(self.idempotent, bool):
             raise TypeError(f"idempotent must be True or False, got {self.idempotent!r}")
         if self.business is not None and not callable(self.business):
@@ -283,7 +270,7 @@ def policy(
     fields.update(more)
     return HttpPolicy(
         **fields,
-        request_timeout=request_timeout("timeout", timeout),
+        request_timeout=timeout_pair(timeout, "timeout"),
         idempotent=idempotent,
         business=business,
     )
@@ -309,7 +296,7 @@ def best_effort(
     """
     _check_name(name)
     _check_more("best_effort", more)
-    pair = request_timeout("timeout", timeout)
+    pair = timeout_pair(timeout, "timeout")
     fields: dict[str, Any] = {"timeout": _deadline(sum(pair) if deadline is None else deadline), "monitor": name}
     if "circuit" not in more:
         fields["circuit"] = circuit(name, fail_max=fail_max, reset_timeout=reset_timeout, on=TRANSIENT)

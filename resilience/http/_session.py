@@ -34,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from resilience import _clock
-from resilience._engine import check_seconds, current_record
+from resilience._engine import current_record
 from resilience.deadline import expires_at
 from resilience.errors import DeadlineExceeded
 from resilience.http import _context
@@ -42,7 +42,6 @@ from resilience.http._classify import IDEMPOTENT_METHODS
 
 __all__ = ["Session"]
 
-_TIMEOUT_HELP = "a number of seconds > 0 or a (connect, read) pair of them"
 _CHUNK = 65_536
 # Our retry layers decide what to retry; urllib3 must never resend on its own.
 _NO_RETRIES = Retry(total=0, read=False, redirect=False, raise_on_status=False)
@@ -55,21 +54,6 @@ _BODY_ERRORS: tuple[tuple[type[BaseException], type[rex.RequestException]], ...]
     (urllib3.exceptions.DecodeError, rex.ContentDecodingError),
     (urllib3.exceptions.SSLError, rex.SSLError),
 )
-
-
-def _pair(value: object) -> tuple[float, float]:
-    """A timeout as (connect, read) float seconds; one number stands for both."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"timeout must be {_TIMEOUT_HELP}, got {value!r}")
-        connect, read = value
-        check_seconds("timeout (connect)", connect)
-        check_seconds("timeout (read)", read)
-        return float(connect), float(read)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"timeout must be {_TIMEOUT_HELP}, got {value!r}")
-    check_seconds("timeout", value)
-    return float(value), float(value)
 
 
 def _check_pool(parameter: str, value: object) -> None:
@@ -177,7 +161,7 @@ class _DeadlineAdapter(HTTPAdapter):
         cert: Any = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        connect, read = _pair(timeout)
+        connect, read = _context.timeout_pair(timeout)
         what = f"{request.method} {_without_secrets(request.url)}"
         at = expires_at()
         waits: Any = (connect, read)  # requests also takes a urllib3 Timeout, though its types do not say so
@@ -248,7 +232,7 @@ class Session(requests.Session):
 
     @timeout.setter
     def timeout(self, value: float | tuple[float, float]) -> None:
-        self._timeout = _pair(value)
+        self._timeout = _context.timeout_pair(value)
 
     def __repr__(self) -> str:
         connect, read = self._timeout
@@ -261,7 +245,9 @@ class Session(requests.Session):
         """Send ``request`` (each redirect hop comes through here too), see the class docstring."""
         # Resolved here rather than in request() so that send() and every redirect hop get it.
         explicit = kwargs.get("timeout")
-        kwargs["timeout"] = _pair(explicit) if explicit is not None else _context.policy_timeout.get() or self._timeout
+        kwargs["timeout"] = (
+            _context.timeout_pair(explicit) if explicit is not None else _context.policy_timeout.get() or self._timeout
+        )
         request = _with_idempotency_key(request)
         record = current_record.get()
         if record is None:
