@@ -142,7 +142,7 @@ class _Run:
                 event.wait,
                 event.attempt,
                 event.attempts,
-                error_type if exc is None else f"{error_type}: {exc}",
+                f"returned {reason or 'a retryable value'}" if exc is None else f"{error_type}: {exc}",
                 extra=event.log_fields(),
             )
         if hook is not None:

@@ -17,9 +17,16 @@ from typing import Any
 import pytest
 
 import resilience as rs
-from resilience import deadline, errors, monitor, testing
+from resilience import deadline, errors, http, monitor, testing
 
-PUBLIC_MODULES = {"resilience": rs, "deadline": deadline, "errors": errors, "monitor": monitor, "testing": testing}
+PUBLIC_MODULES = {
+    "resilience": rs,
+    "deadline": deadline,
+    "errors": errors,
+    "http": http,
+    "monitor": monitor,
+    "testing": testing,
+}
 
 
 def is_future_feature(name: str, value: object) -> bool:
@@ -45,6 +52,17 @@ def test_every_public_attribute_is_in_all() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType) and not is_future_feature(name, value)
     ]
     assert [] == sorted(set(public) - set(rs.__all__))
+
+
+def test_every_public_http_attribute_is_in_all() -> None:
+    """Every public, non-module attribute of ``resilience.http`` is exported in its ``__all__``."""
+    public = [
+        name
+        for name, value in vars(http).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType) and not is_future_feature(name, value)
+    ]
+    assert [] == sorted(set(public) - set(http.__all__))
+    assert [] == [name for name in http.__all__ if not hasattr(http, name)]
 
 
 @pytest.mark.parametrize("module", ["requests", "redis", "prometheus_client"])
