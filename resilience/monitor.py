@@ -663,6 +663,9 @@ def _event(name: str, duration: float, record: CallRecord, exc: BaseException | 
         outcome, kind = "fallback", record.error_kind or "error"
     elif record.dropped:  # a best-effort layer swallowed the failure
         outcome, kind = "dropped", record.error_kind or "error"
+    elif record.error_kind is not None:  # a layer judged the returned value a failure (a returned 503)
+        outcome = kind = record.error_kind
+        error_type, error = kind, record.verdict or ""
     else:
         outcome, kind = "ok", None
     timeout_kind = (record.timeout_kind or _timeout_kind(exc)) if kind == "timeout" else None

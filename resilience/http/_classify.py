@@ -21,8 +21,11 @@ other 4xx                     never           not counted  status_4xx
 SSLError, InvalidURL, ...     never           not counted  ssl / invalid_url / ...
 JSONDecodeError               never           not counted  invalid_json (detail: body)
 BusinessError                 never           not counted  business
-rs.DeadlineExceeded           never           counts       deadline
+rs.DeadlineExceeded           idempotent (*)  counts       deadline
 ============================  ==============  ===========  ============
+
+(*) Only when the Session raised it (it knows the request) for a per-attempt deadline:
+the retry layer never retries past the enclosing deadline.
 
 "Idempotent" means the request's method is in :data:`IDEMPOTENT_METHODS`, or the request
 carries an ``Idempotency-Key`` header. The method and headers come from the exception's or
@@ -36,6 +39,7 @@ import logging
 import math
 import socket
 from collections.abc import Callable, Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -161,8 +165,8 @@ def parse_retry_after(value: str | None) -> float | None:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:  # an HTTP-date is always GMT
-            return None
+        if when.tzinfo is None:  # asctime dates carry no zone; every HTTP-date is GMT
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - _clock.wall()
         return max(seconds, 0.0)
     if not math.isfinite(seconds) or seconds < 0:
@@ -237,7 +241,11 @@ def _exception_verdict(exc: BaseException) -> Verdict | None:
     if isinstance(exc, rex.HTTPError) and exc.response is not None:
         return _response_verdict(exc.response)
     if isinstance(exc, DeadlineExceeded):
-        return Verdict(True, False, True, False, "deadline")
+        # Counted: the server was too slow. Retried like a read timeout when the Session
+        # says which request ran out of time (the retry layer never retries past the
+        # enclosing deadline, so only a per-attempt deadline is retried).
+        request = getattr(exc, "request", None)
+        return Verdict(True, _is_idempotent(request), True, False, "deadline")
     if not isinstance(exc, (rex.RequestException, json.JSONDecodeError, BusinessError)):
         return None  # not an HTTP failure: no opinion (combine with `|` to add your own)
     reason = _reason(exc)
@@ -330,6 +338,6 @@ def classify(outcome: Outcome, *, business: BusinessHook | None = None) -> Verdi
     verdict = _verdict(outcome, business)
     if verdict is not None:
         return verdict
-    if outcome.exception is not None:  # not an HTTP failure: fatal as far as HTTP knows
-        return Verdict(True, False, True, False, type(outcome.exception).__name__)
+    if outcome.exception is not None:  # not an HTTP failure: not retried, and TRANSIENT does not count it
+        return Verdict(True, False, False, False, type(outcome.exception).__name__)
     return SUCCESS

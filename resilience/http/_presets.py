@@ -6,8 +6,10 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
+
+import requests
 
 from resilience._circuit import circuit
 from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_record, decorate, error_kind
@@ -16,7 +18,7 @@ from resilience._policy import Policy
 from resilience._retry import retry_on
 from resilience._timeout import Timeout, timeout
 from resilience.classify import Outcome
-from resilience.http._classify import TRANSIENT, BusinessHook, business_failure, transient
+from resilience.http._classify import TRANSIENT, BusinessHook, business_failure
 from resilience.http._context import idempotency_key, policy_timeout, timeout_pair
 from resilience.monitor import Monitored
 
@@ -66,16 +68,28 @@ class _HttpCall(Layer):
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
         tokens = self.settings.enter()
         try:
-            return fn(*args, **kwargs)
+            return _judged(fn(*args, **kwargs))
         finally:
             self.settings.leave(tokens)
 
     async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
         tokens = self.settings.enter()
         try:
-            return await fn(*args, **kwargs)
+            return _judged(await fn(*args, **kwargs))
         finally:
             self.settings.leave(tokens)
+
+
+def _judged(result: R) -> R:
+    """Tell the monitor when the answer is a failed response (a 503 that outlived its
+    retries): it is returned as is, but counted as a failure, not as "ok"."""
+    if isinstance(result, requests.Response) and result.status_code >= 400:
+        verdict = TRANSIENT(Outcome(result))
+        record = current_record.get()
+        if verdict is not None and verdict.failed and record is not None:
+            record.error_kind = "HTTPError"
+            record.verdict = verdict.reason
+    return result
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -161,9 +175,11 @@ class HttpPolicy(Policy):
     idempotent: bool = False
     business: BusinessHook | None = None
     drop_failures: bool = False
-    _http_layers: tuple[Layer, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool):
+            # The Session keeps to the deadline: no thread per call (also after dataclasses.replace).
+            object.__setattr__(self, "timeout", _deadline(self.timeout))
         Policy.__post_init__(self)
         if self.request_timeout is not None:
             object.__setattr__(self, "request_timeout", timeout_pair(self.request_timeout, "request_timeout"))
@@ -205,8 +221,10 @@ def _check_more(function: str, more: dict[str, Any]) -> None:
 
 
 def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty string (the breaker's and the monitor's name), got {name!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the breaker's and the monitor's name), got {name!r}")
+    if not name:
+        raise ValueError("name must not be empty: it names the breaker and the monitor")
 
 
 def _deadline(value: float | Timeout | None) -> Timeout | None:
@@ -253,7 +271,10 @@ def policy(
     """
     _check_name(name)
     _check_more("policy", more)
-    classifier = transient(business=business)
+    if business is not None and not callable(business):
+        raise TypeError(f"business must be a callable taking the response body, got {business!r}")
+    # A flagged body raises BusinessError in the innermost layer, which TRANSIENT calls fatal.
+    classifier = TRANSIENT
     fields: dict[str, Any] = {
         "timeout": _deadline(deadline),
         "retry": retry_on(

@@ -257,3 +257,19 @@ def test_transient_is_accepted_by_retry_and_circuit() -> None:
     rs.retry_on(http.TRANSIENT)
     rs.circuit("classify-accepted", on=http.TRANSIENT)
     assert "http.TRANSIENT" in repr(http.TRANSIENT)
+
+
+def test_retry_after_asctime_date(clock: rs.testing.FakeClock) -> None:
+    """Retry-After in asctime form (no zone) is read as GMT, as RFC 9110 requires."""
+    when = datetime.fromtimestamp(clock.time() + 60, tz=UTC)
+    seconds = http.parse_retry_after(when.strftime("%a %b %d %H:%M:%S %Y"))
+    assert seconds is not None and 59 <= seconds <= 60
+
+
+def test_deadline_of_an_idempotent_request_is_retryable() -> None:
+    """A DeadlineExceeded the Session raised for a GET is retryable; for a POST it is not."""
+    exc = rs.DeadlineExceeded(None, 0.1, deadline=5.0, kind="deadline")
+    exc.request = _request("GET")  # type: ignore[attr-defined]
+    assert http.classify(Outcome.of_exception(exc)).retryable
+    exc.request = _request("POST")  # type: ignore[attr-defined]
+    assert not http.classify(Outcome.of_exception(exc)).retryable

@@ -273,7 +273,7 @@ def test_same_name_twice_shares_the_breaker() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"name": ""}, TypeError, "name"),
+        ({"name": ""}, ValueError, "name"),
         ({"name": 3}, TypeError, "name"),
         ({"timeout": (1.0,)}, ValueError, "timeout"),
         ({"timeout": (1.0, -2.0)}, ValueError, "timeout"),
@@ -298,3 +298,33 @@ def test_best_effort_bad_configuration() -> None:
         http.best_effort("x", timeout=0)
     with pytest.raises(TypeError, match="retry_on"):
         http.best_effort("x", retry_on=3)
+
+
+def test_a_returned_failure_counts_as_failed(
+    twin: Any, http_server: DemoServer, session: http.Session, no_wait: Any
+) -> None:
+    """A 503 that outlived its retries is returned as is, but the monitor counts a failure, not "ok"."""
+    fn = http.policy("pfailed", fail_max=50)(twin.wrap(_get(session, http_server.url("/status/503"))))
+    assert 503 == twin.run(fn).status_code
+    snapshot = rs.monitor.snapshot("pfailed")
+    assert ({"HTTPError": 1}, {"5xx": 1}) == (snapshot["outcomes"], snapshot["statuses"])
+
+
+def test_replace_keeps_the_deadline_cooperative() -> None:
+    """dataclasses.replace(policy, timeout=5.0) keeps a cooperative deadline (no thread per call)."""
+    import dataclasses
+
+    replaced = dataclasses.replace(http.policy("prep"), timeout=5.0)
+    assert "timeout(5 s total, mode='cooperative')" in replaced.describe()
+
+
+def test_business_hook_runs_once_per_call(http_server: DemoServer, session: http.Session) -> None:
+    """The business hook reads each answer once, not once per layer."""
+    seen: list[Any] = []
+
+    def hook(body: Any) -> None:
+        seen.append(body)
+
+    fn = http.policy("ponce", business=hook)(_get(session, http_server.url("/ok")))
+    fn()
+    assert 1 == len(seen)
