@@ -33,7 +33,7 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     assert first_block is not None
     commands = first_block.group(1).strip().splitlines()
     assert 2 == len(commands)
-    assert commands[0].endswith("python examples/quickstart.py")
+    assert commands[0].endswith("python -m resilience demo")
     assert commands[1].endswith("python -m pytest")
 
 
