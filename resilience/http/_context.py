@@ -14,8 +14,36 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # The (connect, read) timeout of the innermost http.policy, used when a request names none.
 policy_timeout: ContextVar[tuple[float, float] | None] = ContextVar("resilience_http_timeout", default=None)
-# The Idempotency-Key of the current logical call (the same on every attempt), or None.
-idempotency_key: ContextVar[str | None] = ContextVar("resilience_http_idempotency_key", default=None)
+
+
+class IdempotencyKeys:
+    """The Idempotency-Keys of one logical call.
+
+    ``numbered`` (an ``http.policy(..., idempotent=True)``, which sees each attempt start):
+    the n-th request needing a key in an attempt gets ``base`` for n = 1, ``base-n`` after,
+    so every attempt repeats the same keys while two different POSTs of one call (an order,
+    then a charge) never share one. Otherwise (``@http.idempotent``, which only sees the
+    whole call) every request of the call gets ``base``.
+    """
+
+    __slots__ = ("base", "numbered", "used")
+
+    def __init__(self, base: str, numbered: bool) -> None:
+        self.base = base
+        self.numbered = numbered
+        self.used = 0
+
+    def next_key(self) -> str:
+        """The key of the next request that needs one."""
+        self.used += 1
+        return self.base if not self.numbered or self.used == 1 else f"{self.base}-{self.used}"
+
+    def new_attempt(self) -> None:
+        self.used = 0
+
+
+# The keys of the current logical call, or None.
+idempotency_key: ContextVar[IdempotencyKeys | None] = ContextVar("resilience_http_idempotency_key", default=None)
 
 
 def timeout_pair(value: object, parameter: str = "timeout") -> tuple[float, float]:

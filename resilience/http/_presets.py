@@ -19,7 +19,7 @@ from resilience._retry import retry_on
 from resilience._timeout import Timeout, timeout
 from resilience.classify import Outcome
 from resilience.http._classify import TRANSIENT, BusinessHook, business_failure
-from resilience.http._context import idempotency_key, policy_timeout, timeout_pair
+from resilience.http._context import IdempotencyKeys, idempotency_key, policy_timeout, timeout_pair
 from resilience.monitor import Monitored
 
 P = ParamSpec("P")
@@ -29,30 +29,56 @@ logger = logging.getLogger("resilience")
 TimeoutSpec = float | tuple[float, float]
 
 
+_Tokens = tuple[Token[tuple[float, float] | None] | None, Token[IdempotencyKeys | None] | None]
+
+
 class _Settings:
     """Sets what the Session below reads for one logical call: the policy's request
-    timeout and, for idempotent policies, a fresh Idempotency-Key (kept by nested calls)."""
+    timeout and, for idempotent calls, the call's Idempotency-Keys."""
 
-    __slots__ = ("idempotent", "timeout")
+    __slots__ = ("idempotent", "numbered", "timeout")
 
-    def __init__(self, timeout: tuple[float, float] | None, idempotent: bool) -> None:
+    def __init__(self, timeout: tuple[float, float] | None, idempotent: bool, numbered: bool) -> None:
         self.timeout = timeout
         self.idempotent = idempotent
+        self.numbered = numbered
 
-    def enter(self) -> tuple[Token[tuple[float, float] | None] | None, Token[str | None] | None]:
+    def enter(self) -> _Tokens:
         timeout_token = policy_timeout.set(self.timeout) if self.timeout is not None else None
         key_token = None
-        if self.idempotent and idempotency_key.get() is None:
-            key_token = idempotency_key.set(str(uuid.uuid4()))
+        if self.idempotent:
+            # Nested inside another idempotent call, take the next key of the enclosing one
+            # as this call's base: stable across the outer call's attempts, never shared.
+            outer = idempotency_key.get()
+            base = outer.next_key() if outer is not None else str(uuid.uuid4())
+            key_token = idempotency_key.set(IdempotencyKeys(base, self.numbered))
         return timeout_token, key_token
 
     @staticmethod
-    def leave(tokens: tuple[Token[tuple[float, float] | None] | None, Token[str | None] | None]) -> None:
+    def leave(tokens: _Tokens) -> None:
         timeout_token, key_token = tokens
         if key_token is not None:
             idempotency_key.reset(key_token)
         if timeout_token is not None:
             policy_timeout.reset(timeout_token)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _NewAttempt(Layer):
+    """Innermost in an idempotent policy: each attempt repeats the same sequence of keys."""
+
+    def __repr__(self) -> str:
+        return "idempotency_keys()"
+
+    def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
+        if (keys := idempotency_key.get()) is not None:
+            keys.new_attempt()
+        return fn(*args, **kwargs)
+
+    async def run_async(self, fn: Callable[..., Awaitable[R]], args: Args, kwargs: Kwargs) -> R:
+        if (keys := idempotency_key.get()) is not None:
+            keys.new_attempt()
+        return await fn(*args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -198,7 +224,9 @@ class HttpPolicy(Policy):
             ),
             len(layers),
         )
-        layers.insert(cut, _HttpCall(_Settings(self.request_timeout, self.idempotent)))
+        layers.insert(cut, _HttpCall(_Settings(self.request_timeout, self.idempotent, numbered=True)))
+        if self.idempotent:
+            layers.append(_NewAttempt())
         if self.business is not None:
             layers.append(_BusinessCheck(self.business))
         if self.drop_failures:  # just inside the monitor, so it records the drop
@@ -334,8 +362,10 @@ def idempotent(fn: Callable[P, R] | None = None, /) -> Callable[P, R] | Layer:
 
     Apply it *outside* the retrying layer: every attempt of one call sends the same key,
     the next call gets a new one, and :data:`TRANSIENT` then retries those POSTs like
-    GETs. Nested calls keep the outer key. The key is added by :class:`http.Session` to
-    requests whose method is not idempotent and that carry no key of their own.
+    GETs. The key is added by :class:`http.Session` to requests whose method is not
+    idempotent and that carry no key of their own. Every such request of one call gets
+    the same key, so make one POST per decorated call; ``http.policy(..., idempotent=True)``
+    sees each attempt start and numbers the keys of several POSTs in one call instead.
 
     >>> import resilience as rs
     >>> from resilience import http
@@ -343,5 +373,5 @@ def idempotent(fn: Callable[P, R] | None = None, /) -> Callable[P, R] | Layer:
     ... @rs.retry_on(http.TRANSIENT)
     ... def charge(session: http.Session, cents: int) -> None: ...
     """
-    layer = _HttpCall(_Settings(None, True))
+    layer = _HttpCall(_Settings(None, True, numbered=False))
     return layer if fn is None else decorate(layer, fn)

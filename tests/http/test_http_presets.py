@@ -328,3 +328,50 @@ def test_business_hook_runs_once_per_call(http_server: DemoServer, session: http
     fn = http.policy("ponce", business=hook)(_get(session, http_server.url("/ok")))
     fn()
     assert 1 == len(seen)
+
+
+def test_nested_idempotent_calls_get_their_own_keys(
+    twin: Any, http_server: DemoServer, session: http.Session, no_wait: Any
+) -> None:
+    """An order POST and two charges inside it never share a key; a retried charge repeats its own."""
+    pay = http.policy("pay", idempotent=True)
+    orders = http.policy("orders", idempotent=True)
+
+    def charge(cents: int) -> Any:
+        return session.post(http_server.url(f"/seq/charge-{cents}{twin}?codes=500,200"), json={"cents": cents})
+
+    def order() -> list[int]:
+        session.post(http_server.url("/echo"), json={"order": 1})
+        return [pay.call(charge, 100).status_code, pay.call(charge, 250).status_code]
+
+    if twin.is_async:
+
+        async def run_order() -> list[int]:
+            return order()
+
+        assert [200, 200] == twin.run(orders(run_order))
+    else:
+        assert [200, 200] == orders.call(order)
+    first, second = (hits_with_key(http_server, f"/seq/charge-{c}{twin}") for c in (100, 250))
+    order_key = hits_with_key(http_server, "/echo")[0]
+    assert 2 == len(first) == len(second)
+    assert first[0] == first[1] and second[0] == second[1]
+    assert 3 == len({order_key, first[0], second[0]})
+
+
+def test_numbered_keys_repeat_on_each_attempt(
+    twin: Any, http_server: DemoServer, session: http.Session, no_wait: Any
+) -> None:
+    """Two POSTs in one idempotent policy call get two keys, and a retry sends the same two again."""
+    path = f"/seq/two{twin}"
+
+    def body() -> Any:
+        session.post(http_server.url("/echo"))
+        response = session.post(http_server.url(path + "?codes=503,200"))
+        response.raise_for_status()
+        return response
+
+    fn = http.policy("ptwo", idempotent=True)(twin.wrap(body))
+    assert 200 == twin.run(fn).status_code
+    echo_keys, seq_keys = hits_with_key(http_server, "/echo"), hits_with_key(http_server, path)
+    assert echo_keys[0] == echo_keys[1] and seq_keys[0] == seq_keys[1] and echo_keys[0] != seq_keys[0]
