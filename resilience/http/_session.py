@@ -7,34 +7,39 @@ How the time of one request is bounded:
 - inside a deadline (``rs.timeout``, a Policy's total timeout, ``rs.deadline.scope``) both
   are clipped to the time left, again at each redirect hop; a request whose deadline has
   passed is not sent;
-- the body is read here, one socket read at a time, each bounded by min(read timeout,
-  time left), so a server trickling its body cannot outlast the deadline. Past it the
-  socket is closed and ``rs.DeadlineExceeded`` raised (``kind="deadline"``).
+- the Session's connections clip every socket read and write made under a deadline to the
+  time left, so a server trickling its headers or body, or reading an upload slowly,
+  cannot outlast the deadline. Past it the socket is closed and ``rs.DeadlineExceeded``
+  raised (``kind="deadline"``).
 
-Limits: name resolution cannot be bounded (``getaddrinfo`` blocks); the status line and
-headers are parsed by http.client, each socket read bounded by the (clipped) read timeout,
-so a server trickling its *headers* can overrun the deadline (the first body read then
-stops it); with ``stream=True`` the caller reads the body, each read bounded by the
-read timeout clipped when the request was sent; without a deadline only the read timeout
-bounds each read, not the whole body. An adapter you mount yourself replaces this
-handling for its prefix (the default timeout still applies). ``Response.elapsed``
-includes reading the body.
+Limits: name resolution cannot be bounded (``getaddrinfo`` blocks), nor can a TLS
+handshake beyond its (clipped) connect timeout per socket wait, nor TLS inside a TLS
+proxy tunnel; with ``stream=True`` the caller's body reads inside the deadline stop at
+it with requests' own error (not ``DeadlineExceeded``), and reads after it are bounded
+each by the read timeout as clipped when the request was sent; without a deadline only
+the timeouts bound each socket wait, not the whole request. An adapter you mount
+yourself replaces this handling for its prefix (the default timeout still applies).
+``Response.elapsed`` includes reading the body.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3
 import urllib3.exceptions
+import urllib3.poolmanager
 from requests import exceptions as rex
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from resilience import _clock
-from resilience._engine import current_record
+from resilience._engine import active_deadline, current_record
 from resilience.deadline import expires_at
 from resilience.errors import DeadlineExceeded
 from resilience.http import _context
@@ -96,40 +101,130 @@ def _timed_out(exc: BaseException) -> bool:
 
 def _with_idempotency_key(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """The request with the current Idempotency-Key, where one is set and the method needs it."""
-    key = _context.idempotency_key.get()
+    keys = _context.idempotency_key.get()
     if (
-        key is None
+        keys is None
         or (request.method or "").upper() in IDEMPOTENT_METHODS
         or _context.IDEMPOTENCY_HEADER in request.headers  # case-insensitive: the caller's own key wins
     ):
         return request
     request = request.copy()  # the caller's prepared request stays as it was
-    request.headers[_context.IDEMPOTENCY_HEADER] = key
+    request.headers[_context.IDEMPOTENCY_HEADER] = keys.next_key()
     return request
 
 
-def _read_once(raw: Any, at: float | None, read: float, what: str) -> bytes:
-    """At most one socket read of the body, its wait bounded by min(read, time left)."""
-    wait = read
-    if at is not None:
+class _ClippedSocket:
+    """A connected socket whose every read and write made under a deadline waits at most the
+    time left (the deadline is looked up in the caller's context at each call); without one
+    it is the plain socket, with the timeout urllib3 last set."""
+
+    __slots__ = ("_base", "_clipped", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._base = sock.gettimeout()
+        self._clipped = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def _clip(self) -> None:
+        at = active_deadline()
+        if at is None:
+            if self._clipped:
+                self._sock.settimeout(self._base)
+                self._clipped = False
+            return
         left = at - _clock.monotonic()
         if left <= 0:
-            raise _past(at, what)
-        wait = min(read, left)
-    # urllib3 sets the read timeout once per request: tighten it before every read.
-    # No connection: urllib3 has already released it, the body has ended.
-    sock = getattr(raw.connection, "sock", None)
-    if sock is not None:
-        sock.settimeout(wait)
+            raise TimeoutError("timed out")  # as the socket's own timeout: urllib3 and requests wrap it alike
+        self._sock.settimeout(left if self._base is None else min(self._base, left))
+        self._clipped = True
+
+    def settimeout(self, value: float | None) -> None:
+        self._base = value
+        self._clipped = False
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._base
+
+    def setblocking(self, flag: bool) -> None:
+        self.settimeout(None if flag else 0.0)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._clip()
+        return self._sock.recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._clip()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self._clip()
+        return self._sock.send(data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        # One clipped send at a time: an SSL socket's sendall gives each of its sends the full timeout.
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view[:_CHUNK], flags) :]
+
+    def makefile(self, *args: Any, **kwargs: Any) -> Any:
+        # socket.socket's own makefile over this wrapper: its SocketIO reads through recv_into above,
+        # and _io_refs below keeps the real socket open until the file closes, as for a plain socket.
+        return socket.socket.makefile(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    @property
+    def _io_refs(self) -> int:
+        return getattr(self._sock, "_io_refs")  # type: ignore[no-any-return]  # noqa: B009
+
+    @_io_refs.setter
+    def _io_refs(self, value: int) -> None:
+        setattr(self._sock, "_io_refs", value)  # noqa: B010
+
+
+def _clipped(sock: Any) -> Any:
+    # TLS inside a TLS proxy tunnel is an SSLTransport, not a socket: it keeps its plain timeouts.
+    return _ClippedSocket(sock) if isinstance(sock, socket.socket) else sock
+
+
+class _ClippedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _clipped(self.sock)
+
+
+class _ClippedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()  # the TLS handshake is done on the real socket
+        self.sock = _clipped(self.sock)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _ClippedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _ClippedHTTPSConnection
+
+
+_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _read_once(raw: Any, at: float | None, what: str) -> bytes:
+    """At most one socket read of the body (clipped to the deadline), unless the deadline has passed."""
+    if at is not None and _clock.monotonic() >= at:
+        raise _past(at, what)
     return raw.read1(_CHUNK, decode_content=True)  # type: ignore[no-any-return]  # one socket read, unlike read(n)
 
 
-def _read_body(response: requests.Response, at: float | None, read: float, what: str) -> None:
+def _read_body(response: requests.Response, at: float | None, what: str) -> None:
     """Read the whole body into ``response``, as requests would, but against the deadline."""
     raw = response.raw
     chunks: list[bytes] = []
     try:
-        while chunk := _read_once(raw, at, read, what):
+        while chunk := _read_once(raw, at, what):
             chunks.append(chunk)
     except BaseException as exc:
         response.close()  # a half-read connection never goes back to the pool; a trickling server sees us leave
@@ -147,10 +242,21 @@ def _read_body(response: requests.Response, at: float | None, read: float, what:
 
 
 class _DeadlineAdapter(HTTPAdapter):
-    """An HTTPAdapter that clips each hop's timeouts to the deadline and reads bodies against it.
+    """An HTTPAdapter that clips each hop's timeouts to the deadline and reads bodies against it,
+    over connections whose socket reads and writes are clipped to it.
 
     ``Session.send`` resolves ``timeout`` (a number or a (connect, read) pair, never None).
     """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:  # a SOCKS proxy has its own
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
     def send(
         self,
@@ -172,13 +278,17 @@ class _DeadlineAdapter(HTTPAdapter):
             # total: urllib3 takes the time spent connecting off the wait for the status line
             waits = urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
         try:
-            response = super().send(request, stream=True, timeout=waits, verify=verify, cert=cert, proxies=proxies)
-        except (rex.Timeout, rex.ConnectionError) as exc:
-            if at is not None and _clock.monotonic() >= at and _timed_out(exc):
-                raise _past(at, what) from exc
+            try:
+                response = super().send(request, stream=True, timeout=waits, verify=verify, cert=cert, proxies=proxies)
+            except (rex.Timeout, rex.ConnectionError) as exc:
+                if at is not None and _clock.monotonic() >= at and _timed_out(exc):
+                    raise _past(at, what) from exc
+                raise
+            if not stream:
+                _read_body(response, at, what)
+        except DeadlineExceeded as exc:
+            exc.request = request  # type: ignore[attr-defined]  # the classifier reads the method, as on requests' errors
             raise
-        if not stream:
-            _read_body(response, at, read, what)
         return response
 
 
@@ -253,6 +363,7 @@ class Session(requests.Session):
         if record is None:
             return super().send(request, **kwargs)
         record.url = _without_secrets(request.url)
+        record.status = None  # an earlier attempt's status must not stand for this one
         response = super().send(request, **kwargs)
         record.status = response.status_code
         return response

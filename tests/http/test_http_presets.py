@@ -375,3 +375,15 @@ def test_numbered_keys_repeat_on_each_attempt(
     assert 200 == twin.run(fn).status_code
     echo_keys, seq_keys = hits_with_key(http_server, "/echo"), hits_with_key(http_server, path)
     assert echo_keys[0] == echo_keys[1] and seq_keys[0] == seq_keys[1] and echo_keys[0] != seq_keys[0]
+
+
+def test_a_cooperative_attempt_deadline_is_retried_for_get(
+    twin: Any, http_server: DemoServer, session: http.Session
+) -> None:
+    """A per-attempt deadline the Session enforces is retried for a GET (the total deadline is not)."""
+    attempt = rs.timeout(0.2, mode="cooperative")
+    fn = http.policy("pattempt", attempts=2, wait_initial=0.0, attempt_timeout=attempt)(
+        twin.wrap(_get(session, http_server.url("/hang")))
+    )
+    assert isinstance(_outcome(twin, fn), rs.DeadlineExceeded)
+    assert 2 == http_server.hits["/hang"]

@@ -12,10 +12,15 @@ import io
 import json
 import math
 import pickle
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,11 +66,14 @@ def context_set(var: ContextVar[Any], value: Any) -> Iterator[None]:
 
 
 def get_under_deadline(how: str, session: Session, url: str, seconds: float = DEADLINE) -> requests.Response:
-    """``session.get(url)`` inside a deadline set by a scope, a cooperative rs.timeout, or an
-    async cooperative rs.timeout around ``asyncio.to_thread`` (which copies the context)."""
+    """``session.get(url)`` inside a deadline set by a scope, an http.policy, a cooperative
+    rs.timeout, or an async cooperative rs.timeout around ``asyncio.to_thread`` (which copies
+    the context)."""
     if how == "scope":
         with rs.deadline.scope(seconds):
             return session.get(url)
+    if how == "policy":
+        return http.policy("under-deadline", deadline=seconds, attempts=1).call(session.get, url)
     if how == "cooperative":
 
         @rs.timeout(seconds, mode="cooperative")
@@ -84,6 +92,167 @@ def get_under_deadline(how: str, session: Session, url: str, seconds: float = DE
 def handler_threads() -> set[threading.Thread]:
     """The demo server's live request-handler threads (ThreadingHTTPServer names them so)."""
     return {t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")}
+
+
+# --- a scripted raw-socket server, for misbehaviours the demo server has no route for ------
+
+Script = Callable[[socket.socket, threading.Event], None]
+
+
+class RawServer:
+    """A loopback server running ``script(conn, stop)`` on each connection in a daemon thread;
+    ``stop`` is set, and every socket shut down, at ``close()``."""
+
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+        self.script = script
+        self.tls = tls
+        self.stop = threading.Event()
+        self.connections = 0
+        self.sockets: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        self.listener = socket.socket()
+        # A small receive window (inherited by accepted sockets) makes a slow reader slow at once.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.listener.settimeout(0.05)  # the accept loop looks at `stop` this often
+        self.spawn(self.accept)
+
+    def url(self, path: str = "/") -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}{path}"
+
+    def spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            self.sockets.append(conn)
+            self.spawn(self.serve, conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self.sockets.append(conn)
+            self.script(conn, self.stop)
+        conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        for conn in self.sockets:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # wakes a script blocked in recv
+        for thread in self.threads:
+            thread.join(2.0)
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    """Starts RawServers, stopped at the end of the test."""
+    servers: list[RawServer] = []
+
+    def start(script: Script, tls: ssl.SSLContext | None = None) -> RawServer:
+        servers.append(RawServer(script, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """The request line and headers (b"" once the client has gone)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
+def answer_then_close(conn: socket.socket, stop: threading.Event) -> None:
+    """Headers saying Connection: close, then the body a moment later, then the end."""
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
+    stop.wait(0.05)
+    conn.sendall(b"ok")
+
+
+def answer_ok(conn: socket.socket, stop: threading.Event) -> None:
+    """Answers each request on the connection (bodiless requests only) with a 2-byte body."""
+    while read_head(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def trickle_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """The status line at once, then one header line per 0.05 s, never an end."""
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(0.05):
+        conn.sendall(b"X-Slow: a\r\n")
+
+
+def trickle_gzip_header(conn: socket.socket, stop: threading.Event) -> None:
+    """A gzip body whose header's file name never ends, one byte per 0.05 s: the decoder
+    has nothing to give, so a single decoding read would keep reading."""
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 100000\r\n\r\n")
+    conn.sendall(b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03")  # FLG.FNAME: a name follows
+    while not stop.wait(0.05):
+        conn.sendall(b"a")
+
+
+def read_slowly(conn: socket.socket, stop: threading.Event) -> None:
+    """Reads the request 16 KiB per 0.05 s: every write makes progress, the upload takes minutes."""
+    while conn.recv(16_384) and not stop.wait(0.05):
+        pass
+
+
+UPLOAD = 16 * 2**20
+
+
+def upload_body(kind: str) -> bytes | Iterable[bytes] | io.BytesIO:
+    """16 MiB as one bytes object, a generator (chunked encoding) or a file."""
+    if kind == "bytes":
+        return b"x" * UPLOAD
+    if kind == "file":
+        return io.BytesIO(b"x" * UPLOAD)
+    return (b"x" * 65_536 for _ in range(UPLOAD // 65_536))
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    """A server-side TLS context with the self-signed certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls_files)
+    return context
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -321,6 +490,60 @@ def test_request_within_deadline_succeeds(
     assert {"ok": True, "method": "GET", "path": "/ok"} == response.json()
 
 
+@pytest.mark.parametrize("how", ["scope", "policy", "cooperative", "async"])
+def test_trickling_headers_cut_at_the_deadline(
+    raw_server: Callable[..., RawServer], make_session: Callable[..., Session], how: str
+) -> None:
+    """Headers sent one line per 0.05 s (each read well within the read timeout) are cut at the deadline."""
+    server = raw_server(trickle_headers)
+    session = make_session()
+    start = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded) as caught:
+        get_under_deadline(how, session, server.url())
+    assert time.monotonic() - start < DEADLINE + SLACK
+    assert "deadline" == caught.value.kind
+
+
+def test_undecodable_gzip_trickle_cut_at_the_deadline(
+    raw_server: Callable[..., RawServer], make_session: Callable[..., Session]
+) -> None:
+    """A trickled gzip body that never decodes to a byte is cut at the deadline all the same."""
+    server = raw_server(trickle_gzip_header)
+    session = make_session()
+    start = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded):
+        get_under_deadline("scope", session, server.url())
+    assert time.monotonic() - start < DEADLINE + SLACK
+
+
+@pytest.mark.parametrize("kind", ["bytes", "generator", "file"])
+def test_upload_to_slow_reader_cut_at_the_deadline(
+    raw_server: Callable[..., RawServer], make_session: Callable[..., Session], kind: str
+) -> None:
+    """An upload the server reads slowly (every write makes progress) is cut at the deadline."""
+    server = raw_server(read_slowly)
+    session = make_session()
+    body = upload_body(kind)
+    start = time.monotonic()
+    with rs.deadline.scope(DEADLINE), pytest.raises(rs.DeadlineExceeded) as caught:
+        session.post(server.url("/upload"), data=body)
+    assert time.monotonic() - start < DEADLINE + SLACK
+    assert "deadline" == caught.value.kind
+
+
+def test_streamed_body_read_inside_the_deadline_cut_at_it(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """With stream=True, the caller's body reads inside the deadline end at it (with requests' own error)."""
+    session = make_session()
+    start = time.monotonic()
+    with rs.deadline.scope(DEADLINE):
+        response = session.get(http_server.url("/trickle?interval=0.2&bytes=50"), stream=True)
+        with pytest.raises(requests.ConnectionError):
+            _ = response.content
+    assert time.monotonic() - start < DEADLINE + SLACK
+
+
 # --- bodies and connections ---------------------------------------------------------------
 
 
@@ -365,13 +588,75 @@ def test_urllib3_never_retries(http_server: DemoServer, make_session: Callable[.
     assert 1 == http_server.hits["/reset"]
 
 
+def test_connection_close_body_read_to_the_end(
+    raw_server: Callable[..., RawServer], make_session: Callable[..., Session]
+) -> None:
+    """A body after "Connection: close" headers is read whole, inside a deadline or not
+    (http.client lets go of the connection at the headers; the socket stays open for the body)."""
+    server = raw_server(answer_then_close)
+    session = make_session()
+    assert b"ok" == session.get(server.url()).content
+    with rs.deadline.scope(5):
+        assert b"ok" == session.get(server.url()).content
+    assert 2 == server.connections
+
+
+def test_keep_alive_inside_deadlines(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
+    """Requests inside deadlines, and after them, reuse one pooled connection."""
+    session = make_session()
+    for _ in range(5):
+        with rs.deadline.scope(5):
+            assert 200 == session.get(http_server.url("/ok")).status_code
+        assert 200 == session.get(http_server.url("/ok")).status_code
+    assert 1 == http_server.connections
+
+
+# --- HTTPS (a self-signed certificate) ------------------------------------------------------
+
+
+def test_https_keep_alive_one_connection(
+    raw_server: Callable[..., RawServer],
+    make_session: Callable[..., Session],
+    tls: ssl.SSLContext,
+    tls_files: tuple[Path, Path],
+) -> None:
+    """Over TLS, requests inside a deadline and outside it reuse one connection."""
+    server = raw_server(answer_ok, tls)
+    session = make_session()
+    cert = str(tls_files[0])  # per request: REQUESTS_CA_BUNDLE in the environment beats session.verify
+    for _ in range(3):
+        assert b"ok" == session.get(server.url(), verify=cert).content
+        with rs.deadline.scope(5):
+            assert b"ok" == session.get(server.url(), verify=cert).content
+    assert 1 == server.connections
+
+
+@pytest.mark.parametrize(("script", "upload"), [(trickle_headers, False), (read_slowly, True)])
+def test_https_slow_server_cut_at_the_deadline(
+    raw_server: Callable[..., RawServer],
+    make_session: Callable[..., Session],
+    tls: ssl.SSLContext,
+    tls_files: tuple[Path, Path],
+    script: Script,
+    upload: bool,
+) -> None:
+    """Over TLS, trickled headers and a slowly read upload are cut at the deadline too."""
+    server = raw_server(script, tls)
+    session = make_session()
+    body = upload_body("generator") if upload else None
+    start = time.monotonic()
+    with rs.deadline.scope(DEADLINE), pytest.raises(rs.DeadlineExceeded):
+        session.post(server.url(), data=body, verify=str(tls_files[0]))
+    assert time.monotonic() - start < DEADLINE + SLACK
+
+
 # --- Idempotency-Key ----------------------------------------------------------------------
 
 
 def test_idempotency_key_added_to_post(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
     """Under a current idempotency key, a POST carries it as the Idempotency-Key header."""
     session = make_session()
-    with context_set(_context.idempotency_key, "key-1"):
+    with context_set(_context.idempotency_key, _context.IdempotencyKeys("key-1", numbered=False)):
         echoed = session.post(http_server.url("/echo"), json={}).json()["headers"]
     assert "key-1" == echoed.get("Idempotency-Key")
 
@@ -379,7 +664,7 @@ def test_idempotency_key_added_to_post(http_server: DemoServer, make_session: Ca
 def test_idempotency_key_not_added_to_get(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
     """An idempotent method needs no key and gets none."""
     session = make_session()
-    with context_set(_context.idempotency_key, "key-1"):
+    with context_set(_context.idempotency_key, _context.IdempotencyKeys("key-1", numbered=False)):
         echoed = session.get(http_server.url("/echo")).json()["headers"]
     assert [] == [name for name in echoed if name.lower() == "idempotency-key"]
 
@@ -391,7 +676,7 @@ def test_idempotency_key_follows_the_methods_table(
     session = make_session()
     http.IDEMPOTENT_METHODS.add("POST")
     try:
-        with context_set(_context.idempotency_key, "key-1"):
+        with context_set(_context.idempotency_key, _context.IdempotencyKeys("key-1", numbered=False)):
             echoed = session.post(http_server.url("/echo")).json()["headers"]
     finally:
         http.IDEMPOTENT_METHODS.discard("POST")
@@ -405,7 +690,7 @@ def test_callers_idempotency_key_kept_and_headers_untouched(
     session = make_session()
     own = {"idempotency-key": "mine"}
     other = {"X-Trace": "t"}
-    with context_set(_context.idempotency_key, "key-1"):
+    with context_set(_context.idempotency_key, _context.IdempotencyKeys("key-1", numbered=False)):
         kept = session.post(http_server.url("/echo"), headers=own).json()["headers"]
         added = session.post(http_server.url("/echo"), headers=other).json()["headers"]
     assert ["mine"] == [value for name, value in kept.items() if name.lower() == "idempotency-key"]
@@ -439,6 +724,19 @@ def test_record_gets_url_without_response(http_server: DemoServer, make_session:
     assert record.status is None
 
 
+def test_record_status_cleared_by_a_later_failure(
+    http_server: DemoServer, make_session: Callable[..., Session]
+) -> None:
+    """A request that fails without a response leaves no earlier request's status in the record."""
+    session = make_session()
+    record = CallRecord()
+    with context_set(current_record, record):
+        assert 503 == session.get(http_server.url("/status/503")).status_code
+        with pytest.raises(requests.ConnectionError):
+            session.get(http_server.url("/reset"))
+    assert record.status is None
+
+
 def test_monitor_counts_statuses(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
     """Inside @rs.monitored the response status reaches the monitor's status classes."""
     session = make_session()
@@ -468,7 +766,7 @@ def local_response(body: bytes, headers: dict[str, str]) -> requests.Response:
 def test_gzip_body_decoded() -> None:
     """A gzip-encoded body is decoded while it is read."""
     response = local_response(gzip.compress(b'{"n": 1}' * 2_000), {"content-encoding": "gzip"})
-    _read_body(response, None, 1.0, "GET x")
+    _read_body(response, None, "GET x")
     assert b'{"n": 1}' * 2_000 == response.content
 
 
@@ -483,7 +781,7 @@ def test_body_errors_surface_as_requests_errors(body: bytes, headers: dict[str, 
     """A body cut short or undecodable raises requests' own error, carrying the request."""
     response = local_response(body, headers)
     with pytest.raises(error) as caught:
-        _read_body(response, None, 1.0, "GET x")
+        _read_body(response, None, "GET x")
     assert response.request is caught.value.request
     assert response.raw.closed
 
@@ -492,7 +790,7 @@ def test_deadline_found_passed_between_reads(clock: rs.testing.FakeClock) -> Non
     """A deadline that passed between two reads stops the body there and closes the response."""
     response = local_response(b"{}", {"content-length": "2"})
     with pytest.raises(rs.DeadlineExceeded) as caught:
-        _read_body(response, clock.monotonic() - 0.25, 1.0, "GET http://example.invalid/x")
+        _read_body(response, clock.monotonic() - 0.25, "GET http://example.invalid/x")
     assert 0.25 == pytest.approx(caught.value.elapsed)
     assert "GET http://example.invalid/x ran 0.25 s past its deadline" == str(caught.value)
     assert response.raw.closed
