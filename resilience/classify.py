@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FATAL",
@@ -32,9 +32,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A returned ``value`` or a raised ``exception`` (then ``value`` is None)."""
+class Outcome(NamedTuple):
+    """A returned ``value`` or a raised ``exception`` (then ``value`` is None).
+
+    A named tuple rather than a frozen dataclass: one is built per classified call, and
+    a tuple is built three times faster.
+    """
 
     value: Any = None
     exception: BaseException | None = None
