@@ -13,6 +13,8 @@ Exit codes: 0 success, 1 some fetched items failed (or an unexpected error), 2 b
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import math
@@ -23,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
@@ -34,15 +36,18 @@ if TYPE_CHECKING:
     import requests
 
     from resilience._demo_server import DemoServer
+    from resilience.http import BatchResult
 
 __all__ = ["main"]
 
 PROG = "resilience"
 MAX_DEMO_SECONDS = 3600.0
+MAX_SECONDS = 86400.0  # --timeout and --deadline: a day is already far beyond any sensible bound
 MAX_CONCURRENCY = 1000
 MAX_ATTEMPTS = 100
 FAILED_LINES = 20  # failed items listed one per line; the rest are counted
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token: GET, M-SEARCH...
 
 
 class UsageError(Exception):
@@ -58,6 +63,30 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    with _lenient_stdout():
+        return _main(argv)
+
+
+@contextlib.contextmanager
+def _lenient_stdout() -> Iterator[None]:
+    """A URL the terminal's encoding cannot show is printed escaped, not a crash halfway through the table."""
+    stdout = sys.stdout
+    if not isinstance(stdout, io.TextIOWrapper):
+        yield
+        return
+    errors = stdout.errors
+    if errors in ("backslashreplace", "replace"):
+        yield
+        return
+    stdout.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a stdout already closed (the reader left) keeps what it has
+            stdout.reconfigure(errors=errors)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         return _run(argv)
     except UsageError as exc:
@@ -149,13 +178,15 @@ def _parser() -> _Parser:
 # --------------------------------------------------------------------------- input checks
 
 
-def _number(option: str, text: str) -> float:
+def _number(option: str, text: str, most: float = MAX_SECONDS) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise UsageError(f"{option} must be a number of seconds > 0, got {text!r}")
+    if value > most:
+        raise UsageError(f"{option} must be at most {most:g} seconds, got {text!r}")
     return value
 
 
@@ -191,9 +222,9 @@ def _read_urls(source: str) -> list[tuple[str, str]]:
     name = "stdin" if source == "-" else source
     try:
         if source == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.read().removeprefix("\ufeff")  # a BOM from a Windows editor is no part of a URL
         else:
-            with open(source, encoding="utf-8") as file:
+            with open(source, encoding="utf-8-sig") as file:
                 text = file.read()
     except FileNotFoundError:
         raise UsageError(f"--file {source!r}: no such file") from None
@@ -225,13 +256,23 @@ def _urls(args: argparse.Namespace) -> list[str]:
 
 
 def _out_path(path: str) -> str:
+    """``path`` once it is known to open for writing: a fetch is never wasted on an output that cannot be."""
+    if not path:
+        raise UsageError("--out must be a file name, got ''")
     if os.path.isdir(path):
         raise UsageError(f"--out {path!r}: is a directory")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--out {path!r}: no such directory {folder!r}")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"--out {path!r}: not writable")
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):  # appends nothing: an existing file keeps its contents until the write
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {path!r}: cannot write to it: {exc.strerror or exc}") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.remove(path)  # no empty file left behind if the fetch is interrupted or fails
     return path
 
 
@@ -248,7 +289,7 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.attempts is not None:
         custom["attempts"] = _integer("--attempts", args.attempts, MAX_ATTEMPTS)
     method = args.method.upper()
-    if not re.fullmatch(r"[A-Z]+", method):
+    if not METHOD.fullmatch(method):
         raise UsageError(f"--method must be an HTTP method name such as GET or POST, got {args.method!r}")
     out = _out_path(args.out) if args.out is not None else None
     urls = _urls(args)
@@ -268,20 +309,30 @@ def _fetch(args: argparse.Namespace) -> int:
         batch = http.fetch_all(items, policy=policy, concurrency=concurrency, progress=progress)
     finally:
         log.removeHandler(handler)
-    if out is not None:
-        lines = batch.to_jsonl(out)
-        print(f"wrote {lines} line(s) to {out}", file=sys.stderr if args.json else sys.stdout)
     failed = [result for result in batch.results if not result.ok]
     if args.json:
         fields = ("index", "method", "url", "status", "error_type", "error", "attempts", "elapsed")
         report = {"summary": batch.summary(), "failed": [{key: getattr(r, key) for key in fields} for r in failed]}
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False), flush=True)
     else:
         _print_summary(batch.summary(), failed)
+        sys.stdout.flush()
+    # Written after the summary is out: a disk that fills up must not cost the fetch's report.
+    written = _write_out(batch, out, sys.stderr if args.json else sys.stdout) if out is not None else True
     if batch.interrupted:
         _error("interrupted: the summary covers the URLs that finished")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or not written else EXIT_OK
+
+
+def _write_out(batch: BatchResult, out: str, report: IO[str]) -> bool:
+    try:
+        lines = batch.to_jsonl(out)
+    except OSError as exc:
+        _error(f"--out {out!r}: cannot write it: {exc.strerror or exc}")
+        return False
+    print(f"wrote {lines} line(s) to {out}", file=report)
+    return True
 
 
 def _print_summary(summary: dict[str, Any], failed: Sequence[Any]) -> None:
@@ -410,9 +461,7 @@ class _Endpoint:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    seconds = _number("--seconds", args.seconds)
-    if seconds > MAX_DEMO_SECONDS:
-        raise UsageError(f"--seconds must be at most {MAX_DEMO_SECONDS:g}, got {args.seconds!r}")
+    seconds = _number("--seconds", args.seconds, MAX_DEMO_SECONDS)
     return _run_demo(seconds, sys.stdout)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -135,6 +136,37 @@ def test_fetch_out_writes_one_json_line_per_url_in_input_order(
     assert f"wrote 3 line(s) to {out}" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_fetch_out_write_failure_still_prints_the_summary(
+    http_server: DemoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out to a full disk: the summary is printed, then one error line naming --out, exit code 1."""
+    assert 1 == main(["fetch", "--out", "/dev/full", http_server.url("/ok")])
+    out, err = capsys.readouterr()
+    assert "ok            1" in out.splitlines()
+    assert ["resilience: error: --out '/dev/full': cannot write it: No space left on device"] == error_lines(err)
+
+
+def test_fetch_out_that_cannot_be_opened_is_rejected_before_fetching(
+    http_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out FILE that cannot be opened for writing: one error line, exit code 2, nothing fetched."""
+    path = tmp_path / ("x" * 300)  # a name longer than any file system allows
+    assert 2 == main(["fetch", "--out", str(path), http_server.url("/ok")])
+    out, err = capsys.readouterr()
+    assert "" == out
+    assert f"--out {str(path)!r}: cannot write to it: " in error_lines(err)[0]
+    assert 0 == http_server.hits["/ok"]
+
+
+def test_fetch_out_check_leaves_no_file_when_the_fetch_fails_early(tmp_path: Path) -> None:
+    """The --out check creates no file of its own: a run stopped by bad input leaves nothing behind."""
+    path = tmp_path / "results.jsonl"
+    assert 2 == main(["fetch", "--out", str(path), "--concurrency", "0", "http://x.example/"])
+    assert 2 == main(["fetch", "--out", str(path), "ftp://x.example/"])
+    assert not path.exists()
+
+
 def test_fetch_json_prints_the_summary_and_failures(
     http_server: DemoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,6 +186,32 @@ def test_fetch_sends_the_method_asked_for(http_server: DemoServer, tmp_path: Pat
     out = tmp_path / "results.jsonl"
     assert 0 == main(["fetch", "--method", "post", "--out", str(out), http_server.url("/echo")])
     assert "POST" == json.loads(out.read_text())["data"]["method"]
+
+
+def test_fetch_sends_any_http_token_method(http_server: DemoServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """--method takes any HTTP token, such as M-SEARCH (the demo server answers it 501, naming it)."""
+    assert 1 == main(["fetch", "-X", "M-SEARCH", http_server.url("/echo")])
+    out = capsys.readouterr().out
+    assert f"  M-SEARCH {http_server.url('/echo')}  HTTPError: 501 Unsupported method ('M-SEARCH')" in out
+
+
+def test_fetch_reads_a_file_with_a_byte_order_mark(
+    http_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL file saved with a UTF-8 BOM reads like one without."""
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"\xef\xbb\xbf" + http_server.url("/ok").encode() + b"\r\n")
+    assert 0 == main(["fetch", "--file", str(urls)])
+    assert "ok            1" in capsys.readouterr().out.splitlines()
+
+
+def test_fetch_reads_stdin_with_a_byte_order_mark(
+    http_server: DemoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """URLs piped in with a leading BOM read like ones without."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff" + http_server.url("/ok") + "\n"))
+    assert 0 == main(["fetch", "-f", "-"])
+    assert "ok            1" in capsys.readouterr().out.splitlines()
 
 
 def test_fetch_lists_at_most_20_failures(http_server: DemoServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,6 +236,9 @@ BAD_INPUT = {
     "timeout abc": (["fetch", "--timeout", "abc", "http://x"], "--timeout must be a number of seconds > 0"),
     "timeout 1,0": (["fetch", "--timeout", "1,0", "http://x"], "--timeout must be a number of seconds > 0, got '0'"),
     "deadline 0": (["fetch", "--deadline", "0", "http://x"], "--deadline must be a number of seconds > 0, got '0'"),
+    "deadline 1e300": (["fetch", "--deadline", "1e300", "http://x"], "--deadline must be at most 86400 seconds"),
+    "timeout 1,1e9": (["fetch", "--timeout", "1,1e9", "http://x"], "--timeout must be at most 86400 seconds"),
+    "empty out": (["fetch", "--out", "", "http://x"], "--out must be a file name, got ''"),
     "attempts 0": (["fetch", "--attempts", "0", "http://x"], "--attempts must be an integer from 1 to 100, got '0'"),
     "bad method": (["fetch", "--method", "G T", "http://x"], "--method must be an HTTP method name"),
     "out dir missing": (["fetch", "--out", "/no/such/dir/r.jsonl", "http://x"], "no such directory '/no/such/dir'"),
@@ -241,6 +302,21 @@ def test_python_m_resilience_runs_the_cli(http_server: DemoServer) -> None:
     done = run_module("fetch", http_server.url("/ok"), http_server.url("/status/404"))
     assert (1, "") == (done.returncode, done.stderr)
     assert "failed        1" in done.stdout.splitlines()
+
+
+def test_python_m_resilience_prints_urls_an_ascii_terminal_cannot_show(http_server: DemoServer) -> None:
+    """On an ASCII-only stdout a non-ASCII URL is printed escaped: the whole table, no traceback."""
+    url = http_server.url("/status/404?q=caf\u00e9")
+    done = subprocess.run(
+        [sys.executable, "-m", "resilience", "fetch", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
+    assert (1, "") == (done.returncode, done.stderr)
+    assert "  GET " + url.replace("\u00e9", "\\xe9") + "  HTTPError: 404" in done.stdout
 
 
 def test_python_m_resilience_bad_input_has_no_traceback() -> None:

@@ -13,16 +13,17 @@ import json
 import math
 import os
 import queue
+import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from resilience import _clock
+from resilience import _clock, deadline
 from resilience._engine import current_record
 from resilience._policy import Policy
 from resilience.http import _context, _presets
@@ -35,6 +36,9 @@ PROGRESS_INTERVAL = 0.1  # seconds between two redraws of the progress bar
 POLL_INTERVAL = 0.1  # the caller wakes this often, so Ctrl-C lands even where lock waits are not interruptible
 SPEC_KEYS = frozenset({"url", "method", "params", "json", "headers", "data"})
 INTERRUPTED = "Interrupted"
+LOST = "Lost"  # no worker left to finish the item: a bug, reported instead of waited for
+DEFAULT_TIMEOUT = (3.0, 10.0)  # http.Session's default (connect, read), also given to a caller's plain Session
+METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +46,17 @@ class ItemResult:
     """The outcome of one item of :func:`fetch_all`.
 
     - ``index``: the item's position in the input; ``method``, ``url``: what was asked.
-    - ``ok``: a 2xx response arrived (no exception).
-    - ``status``: the final HTTP status, or None when no response arrived.
+    - ``ok``: a 2xx response arrived, or the policy's fallback answered (``data`` is then
+      the fallback's value and ``status`` None).
+    - ``status``: the HTTP status of the last response, or None when none arrived (a
+      retry a breaker rejected after a 503 still reads 503).
     - ``data``: the parsed JSON body (when the response says it is JSON), else its text;
       None on failure.
     - ``error_type``: the exception's type name ("ConnectionError", "CircuitOpenError"...),
-      "HTTPError" for a final non-2xx response, "Interrupted" for an item Ctrl-C left
+      "HTTPError" for a final non-2xx response, "Dropped" for a call a best-effort policy
+      dropped (``error`` says after what), "Interrupted" for an item Ctrl-C left
       unfinished; None when ok. ``error``: the message, None when ok.
-    - ``text``: the first 500 characters of the response body on failure, else None.
+    - ``text``: the first 500 characters of the last response's body on failure, else None.
     - ``attempts``: requests actually sent (0 when a breaker rejected the call at once).
     - ``elapsed``: seconds the whole logical call took, retries and their waits included
       (on the resilience clock: under ``rs.testing.no_wait()`` only the waits count).
@@ -137,12 +144,29 @@ class BatchResult:
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write one JSON object per result (``to_dict()``, input order) to ``path``; returns the lines written.
 
-        Values JSON cannot encode (a fallback's object) are written as their ``str()``.
+        Standard JSON only: a ``data`` it cannot hold (a fallback's object, non-string
+        keys, NaN) is written as its ``str()``. Every line is encoded before the file is
+        opened, so a value that cannot be encoded never leaves a half-written file.
         """
-        with open(path, "w", encoding="utf-8") as out:
-            for result in self.results:
-                out.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
+        payload = "".join(_json_line(result.to_dict()) for result in self.results)
+        encoded = payload.encode("utf-8", errors="backslashreplace")  # a lone surrogate from a fallback's str
+        with open(path, "wb") as out:
+            out.write(encoded)
         return len(self.results)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+    except (TypeError, ValueError, RecursionError):  # only ``data`` can hold such values
+        return json.dumps({**record, "data": _text(record["data"])}, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 -- a value whose str() fails still gets a line
+        return repr(type(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,18 +186,26 @@ def fetch_all(
 ) -> BatchResult:
     """Fetch every item through one Session and ``concurrency`` worker threads; never raises for an item.
 
-    ``items``: URLs, or mappings with ``url`` and optionally ``method`` (default "GET"),
-    ``params``, ``json``, ``headers``, ``data``. Malformed items (not a str or mapping, no
-    ``url``, unknown keys) raise TypeError/ValueError naming their index before anything is
-    sent; a malformed URL string just becomes a failed result.
+    ``items``: URLs, or mappings with ``url`` and optionally ``method`` (an HTTP token,
+    uppercased; default "GET"), ``params`` (a mapping, a sequence of pairs or a str),
+    ``headers`` (a mapping), and ``json`` or ``data`` (not both). Malformed items raise
+    TypeError/ValueError naming their index before anything is sent; a malformed URL
+    string just becomes a failed result.
 
     ``policy``: an ``rs.Policy`` run around every item; by default one
-    ``http.policy(f"fetch:{host}")`` per host (host = the URL's netloc), so a dead host
-    opens only its own breaker: once it is open, that host's remaining items fail fast
-    with CircuitOpenError while the other hosts go on.
+    ``http.policy(f"fetch:{host}")`` per host (host = the URL's lowercased hostname and
+    explicit port, IPv6 in brackets; never its user:password), so a dead host opens only
+    its own breaker: once it is open, that host's remaining items fail fast with
+    CircuitOpenError while the other hosts go on. Breakers are shared by name across
+    calls, as everywhere in resilience: a later batch to a host whose breaker opened fails
+    fast until it half-opens (``reset_timeout``, 30 s), instead of hammering it again.
     ``session``: a ``requests.Session`` to use (not closed; give it ``pool_maxsize >=
     concurrency``); by default an ``http.Session`` sized for ``concurrency``, closed at
-    the end. ``progress``: a one-line progress bar on stderr.
+    the end. Only an ``http.Session`` bounds a whole response (a trickling body) by the
+    deadline; any other session is given an explicit ``timeout=`` on every request (the
+    policy's (connect, read) timeout, else (3, 10) s, clipped to the deadline's time
+    left), which bounds each socket wait, so no item can hang. ``progress``: a one-line
+    progress bar on stderr.
 
     Each item runs in a copy of the caller's context, so a ``rs.deadline.scope`` around
     the call bounds the whole batch (items left when it passes fail with
@@ -210,13 +242,19 @@ def fetch_all(
     active = Session(pool_connections=size, pool_maxsize=size) if session is None else session
     policy_for: Callable[[str], Policy] = _PerHost() if policy is None else _Fixed(policy)
     context = _item_context()
+    sent = [0] * len(specs)  # requests sent per item, also for the items Ctrl-C leaves in flight
 
     def work(index: int) -> ItemResult:
-        return context.copy().run(_fetch_one, index, specs[index], policy_for, active)
+        return context.copy().run(_fetch_one, index, specs[index], policy_for, active, sent)
+
+    def failed(index: int, exc: BaseException) -> ItemResult:
+        spec = specs[index]
+        kind, error = type(exc).__name__, _message(exc)
+        return ItemResult(index, spec.method, spec.url, ok=False, error_type=kind, error=error, attempts=sent[index])
 
     started = _clock.monotonic()
     bar = _Progress(len(specs), started) if progress else None
-    pool = _Pool(len(specs), work)
+    pool = _Pool(len(specs), work, failed)
     interrupted = False
     try:
         pool.start(concurrency)
@@ -235,8 +273,9 @@ def fetch_all(
     unfinished = [index for index in range(len(specs)) if index not in by_index]
     for index in unfinished:
         spec = specs[index]
+        why = (INTERRUPTED, "the batch was interrupted first") if interrupted else (LOST, "no worker finished it")
         by_index[index] = ItemResult(
-            index, spec.method, spec.url, ok=False, error_type=INTERRUPTED, error="the batch was interrupted first"
+            index, spec.method, spec.url, ok=False, error_type=why[0], error=why[1], attempts=sent[index]
         )
     results = [by_index[index] for index in range(len(specs))]
     order = tuple([result.index for result in finished] + unfinished)
@@ -269,11 +308,31 @@ def _specs(items: Iterable[str | Mapping[str, Any]]) -> list[_Spec]:
         url, method = item["url"], item.get("method", "GET")
         if not isinstance(url, str):
             raise TypeError(f"items[{index}]['url'] must be a str, got {url!r}")
-        if not isinstance(method, str) or not method:
+        if not isinstance(method, str):
             raise TypeError(f"items[{index}]['method'] must be an HTTP method name, got {method!r}")
-        options = {key: item[key] for key in ("params", "json", "headers", "data") if key in item}
+        if not METHOD.fullmatch(method):
+            raise ValueError(f"items[{index}]['method'] must be an HTTP method name such as GET, got {method!r}")
+        options = {key: item[key] for key in ("params", "json", "headers", "data") if item.get(key) is not None}
+        _check_options(index, options)
         specs.append(_Spec(method.upper(), url, options))
     return specs
+
+
+def _check_options(index: int, options: dict[str, Any]) -> None:
+    headers = options.get("headers")
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError(f"items[{index}]['headers'] must be a mapping of header names to values, got {headers!r}")
+    params = options.get("params")
+    if params is not None and not isinstance(params, (Mapping, str, bytes)) and not _pairs(params):
+        raise TypeError(f"items[{index}]['params'] must be a mapping, a sequence of pairs or a str, got {params!r}")
+    if "json" in options and "data" in options:
+        raise ValueError(f"items[{index}] has both 'json' and 'data': give one body")
+
+
+def _pairs(value: object) -> bool:
+    return isinstance(value, Sequence) and all(
+        isinstance(pair, Sequence) and not isinstance(pair, (str, bytes)) and len(pair) == 2 for pair in value
+    )
 
 
 def _item_context() -> contextvars.Context:
@@ -299,18 +358,14 @@ class _Fixed:
 
 
 class _PerHost:
-    """One ``http.policy(f"fetch:{host}")`` per host, created on first use."""
+    """One ``http.policy(f"fetch:{host}")`` per host (see :func:`_host`), created on first use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._policies: dict[str, Policy] = {}
 
     def __call__(self, url: str) -> Policy:
-        try:
-            host = urlsplit(url).netloc.lower()
-        except ValueError:  # e.g. an unclosed IPv6 bracket: requests will reject the URL itself
-            host = ""
-        host = host or "invalid"  # RFC 6761's never-resolving name, for URLs with no host at all
+        host = _host(url)
         with self._lock:
             found = self._policies.get(host)
             if found is None:
@@ -318,36 +373,73 @@ class _PerHost:
             return found
 
 
-def _fetch_one(index: int, spec: _Spec, policy_for: Callable[[str], Policy], session: requests.Session) -> ItemResult:
-    attempts = 0
+def _host(url: str) -> str:
+    """``host[:port]`` of ``url``, lowercased, IPv6 in brackets; never its userinfo (no secrets in names)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number: requests rejects the URL itself
+        host, port = "", None
+    if not host:
+        return "invalid"  # RFC 6761's never-resolving name, for URLs with no host at all
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None else f"{host}:{port}"
+
+
+def _fetch_one(
+    index: int, spec: _Spec, policy_for: Callable[[str], Policy], session: requests.Session, sent: list[int]
+) -> ItemResult:
+    plain = not isinstance(session, Session)  # it knows neither deadlines nor a default timeout
+    # The last attempt's outcome: says why a drop happened, and the status behind a
+    # breaker's rejection of the retry after a 503.
+    last_response: requests.Response | None = None
+    last_error: Exception | None = None
 
     def one_attempt() -> requests.Response:
-        nonlocal attempts
-        attempts += 1
-        return session.request(spec.method, spec.url, **spec.options)
+        nonlocal last_response, last_error
+        sent[index] += 1
+        last_response = last_error = None
+        options = {**spec.options, "timeout": _clipped_timeout()} if plain else spec.options
+        try:
+            last_response = session.request(spec.method, spec.url, **options)
+        except Exception as exc:
+            last_error = exc
+            raise
+        return last_response
 
     started = _clock.monotonic()
     try:
         value: Any = policy_for(spec.url).call(one_attempt)
     except BaseException as exc:  # noqa: BLE001 -- every item gets a result, whatever it raised
+        response = getattr(exc, "response", None)
+        if not isinstance(response, requests.Response):
+            response = last_response
         return ItemResult(
             index,
             spec.method,
             spec.url,
             ok=False,
-            status=_status(exc),
+            status=None if response is None else response.status_code,
             error_type=type(exc).__name__,
-            error=str(exc) or repr(exc),
-            text=_excerpt(getattr(exc, "response", None)),
-            attempts=attempts,
+            error=_message(exc),
+            text=_excerpt(response),
+            attempts=sent[index],
             elapsed=_clock.monotonic() - started,
         )
     elapsed = _clock.monotonic() - started
-    base = ItemResult(index, spec.method, spec.url, ok=False, attempts=attempts, elapsed=elapsed)
+    base = ItemResult(index, spec.method, spec.url, ok=False, attempts=sent[index], elapsed=elapsed)
     if not isinstance(value, requests.Response):  # a fallback or a best-effort policy answered
-        if value is None:
-            return replace(base, error_type="Dropped", error="the policy dropped the call and answered None")
-        return replace(base, ok=True, data=value)
+        if value is not None:
+            return replace(base, ok=True, data=value)
+        if last_response is not None:
+            cause = f"HTTP {last_response.status_code}"
+        elif last_error is not None:
+            cause = f"{type(last_error).__name__}: {_message(last_error)}"
+        else:
+            cause = "no request was sent (e.g. its breaker was open)"
+        status = None if last_response is None else last_response.status_code
+        error = f"the policy dropped the call (answered None) after {cause}"
+        return replace(base, status=status, error_type="Dropped", error=error, text=_excerpt(last_response))
     status = value.status_code
     if not 200 <= status < 300:
         reason = f" {value.reason}" if value.reason else ""
@@ -355,10 +447,16 @@ def _fetch_one(index: int, spec: _Spec, policy_for: Callable[[str], Policy], ses
         return replace(base, status=status, error_type="HTTPError", error=error, text=_excerpt(value))
     try:
         return replace(base, ok=True, status=status, data=_body(value))
-    except ValueError as exc:  # the response says JSON but its body is not
-        return replace(
-            base, status=status, error_type=type(exc).__name__, error=str(exc) or repr(exc), text=_excerpt(value)
-        )
+    except Exception as exc:  # noqa: BLE001 -- a body that says JSON but is not, or nests too deep to parse
+        return replace(base, status=status, error_type=type(exc).__name__, error=_message(exc), text=_excerpt(value))
+
+
+def _clipped_timeout() -> tuple[float, float]:
+    """The (connect, read) timeout for a plain requests.Session: the policy's or the default, within the deadline."""
+    connect, read = _context.policy_timeout.get() or DEFAULT_TIMEOUT
+    deadline.check("request")
+    left = deadline.remaining()
+    return (connect, read) if left is None else (min(connect, left), min(read, left))
 
 
 def _body(response: requests.Response) -> Any:
@@ -367,9 +465,11 @@ def _body(response: requests.Response) -> Any:
     return response.text
 
 
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return response.status_code if isinstance(response, requests.Response) else None
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc) or repr(exc)
+    except Exception:  # noqa: BLE001 -- an exception whose str() fails still gets a result
+        return type(exc).__name__
 
 
 def _excerpt(response: object) -> str | None:
@@ -384,15 +484,20 @@ def _excerpt(response: object) -> str | None:
 class _Pool:
     """Daemon threads handing items ``0..total-1`` to ``work``, started by ``start(workers)``.
 
-    Not a ThreadPoolExecutor: its threads are joined at interpreter exit, so Ctrl-C would
-    then wait for every request in flight. Results go to a list only workers append to:
-    the caller reads it without taking anything out, so a KeyboardInterrupt landing
-    anywhere in the caller cannot lose a finished result.
+    Whatever ``work`` raises becomes ``fail(index, exc)``'s result: an item whose result
+    is lost would leave :meth:`results` waiting for it. Not a ThreadPoolExecutor: its
+    threads are joined at interpreter exit, so Ctrl-C would then wait for every request
+    in flight. Results go to a list only workers append to: the caller reads it without
+    taking anything out, so a KeyboardInterrupt landing anywhere in the caller cannot
+    lose a finished result.
     """
 
-    def __init__(self, total: int, work: Callable[[int], ItemResult]) -> None:
+    def __init__(
+        self, total: int, work: Callable[[int], ItemResult], fail: Callable[[int, BaseException], ItemResult]
+    ) -> None:
         self.total = total
         self._work = work
+        self._fail = fail
         self._next = iter(range(total))
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -424,7 +529,7 @@ class _Pool:
                     index = next(self._next, None)
                 if index is None:
                     break
-                self._finished.append(self._work(index))
+                self._finished.append(self._outcome(index))
                 self._arrived.put(None)
         finally:
             with self._lock:
@@ -436,11 +541,24 @@ class _Pool:
             if on_idle is not None:
                 on_idle()
 
+    def _outcome(self, index: int) -> ItemResult:
+        try:
+            return self._work(index)
+        except BaseException as exc:  # noqa: BLE001 -- a bug or an exotic input: one failed result, never a hang
+            try:
+                return self._fail(index, exc)
+            except BaseException:  # noqa: BLE001
+                return ItemResult(index, "", "", ok=False, error_type=type(exc).__name__)
+
     def results(self) -> Iterator[ItemResult]:
-        """Every result, in completion order, as it arrives (the streaming form)."""
+        """Every result, in completion order, as it arrives (the streaming form); ends early
+        if every worker has left with items unfinished, rather than wait for them forever."""
         read = 0
         while read < self.total:
             if read == len(self._finished):
+                gone = self._alive == 0  # read before the results: a worker appends, then leaves
+                if gone and read == len(self._finished):
+                    return
                 with contextlib.suppress(queue.Empty):
                     self._arrived.get(timeout=POLL_INTERVAL)
                 continue

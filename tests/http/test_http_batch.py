@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import socket
 import subprocess
@@ -10,15 +11,19 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from helpers import wait_until
 
 import resilience as rs
 from resilience import http
 from resilience._demo_server import DemoServer
+from resilience.http._batch import _host, _Pool
 
 BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
@@ -32,6 +37,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # valid JSON, nested far beyond the parser's recursion limit
+
+
+class _DeepJsonHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(DEEP_JSON)))
+        self.end_headers()
+        self.wfile.write(DEEP_JSON)
+
+
+@pytest.fixture
+def deep_json_url() -> Iterator[str]:
+    """A loopback server answering every GET with 200 and DEEP_JSON."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DeepJsonHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/deep"
+    server.shutdown()
+    server.server_close()
 
 
 # --- results, one per item, in input order ---------------------------------------------------
@@ -146,10 +180,66 @@ def test_as_completed_yields_in_completion_order(http_server: DemoServer) -> Non
 
 
 def test_a_best_effort_policy_that_drops_an_item_gives_a_failed_result(http_server: DemoServer) -> None:
-    """An item a best-effort policy dropped (None instead of a response) is failed, error_type Dropped."""
+    """An item a best-effort policy dropped is failed, error_type Dropped, keeping the status and body behind it."""
     batch = http.fetch_all([http_server.url("/status/404"), http_server.url("/ok")], policy=http.best_effort("beacon"))
-    assert ("Dropped", None) == (batch.results[0].error_type, batch.results[0].status)
+    dropped = batch.results[0]
+    assert ("Dropped", 404, '{"status": 404}') == (dropped.error_type, dropped.status, dropped.text)
+    assert dropped.error is not None
+    assert dropped.error.endswith("after HTTP 404")
     assert batch.results[1].ok
+
+
+def test_a_dropped_timeout_says_it_was_a_timeout(http_server: DemoServer) -> None:
+    """A best-effort drop of a request that timed out names the ReadTimeout in its error, status None."""
+    batch = http.fetch_all([http_server.url("/hang")], policy=http.best_effort("beacon", timeout=(0.5, 0.2)))
+    (dropped,) = batch.results
+    assert ("Dropped", None, 1) == (dropped.error_type, dropped.status, dropped.attempts)
+    assert dropped.error is not None
+    assert "after ReadTimeout: " in dropped.error
+
+
+def test_a_retry_rejected_by_a_breaker_keeps_the_status_that_opened_it(http_server: DemoServer) -> None:
+    """The first attempt's 503 opens the breaker, which rejects the retry: the result still reads 503 and its body."""
+    with rs.testing.no_wait():
+        (result,) = http.fetch_all([http_server.url("/status/503")], policy=http.policy("fragile", fail_max=1))
+    assert ("CircuitOpenError", 503, '{"status": 503}', 1) == (
+        result.error_type,
+        result.status,
+        result.text,
+        result.attempts,
+    )
+
+
+def test_a_json_body_nested_too_deep_is_a_failed_result_not_a_hang(deep_json_url: str) -> None:
+    """A 200 whose JSON nests beyond the recursion limit becomes a failed result; the batch returns at once."""
+    started = time.monotonic()
+    batch = http.fetch_all([deep_json_url, deep_json_url], concurrency=1)
+    assert time.monotonic() - started < 5.0
+    assert [(False, 200, "RecursionError")] * 2 == [(r.ok, r.status, r.error_type) for r in batch]
+
+
+def test_whatever_the_work_raises_becomes_the_items_result() -> None:
+    """The worker pool turns an exception from the work function (or from its error handler) into that item's result."""
+
+    def work(index: int) -> http.ItemResult:
+        if index == 1:
+            raise RecursionError("too deep")
+        if index == 2:
+            raise SystemExit(3)
+        return http.ItemResult(index, "GET", "u", ok=True)
+
+    def fail(index: int, exc: BaseException) -> http.ItemResult:
+        if isinstance(exc, SystemExit):
+            raise ValueError("the handler fails too")
+        return http.ItemResult(index, "GET", "u", ok=False, error_type=type(exc).__name__)
+
+    pool = _Pool(4, work, fail)
+    pool.start(2)
+    results = sorted(pool.results(), key=lambda result: result.index)
+    pool.join()
+    assert [(0, None), (1, "RecursionError"), (2, "SystemExit"), (3, None)] == [
+        (result.index, result.error_type) for result in results
+    ]
 
 
 # --- summary and JSON lines ---------------------------------------------------------------------
@@ -188,6 +278,30 @@ def test_empty_batch_summary() -> None:
     )
 
 
+def test_to_jsonl_writes_standard_json_whatever_the_data(tmp_path: Path) -> None:
+    """Data JSON cannot hold (non-string keys, NaN, an object) is written as its str(); a file there is replaced."""
+    batch = http.BatchResult(
+        [
+            http.ItemResult(0, "GET", "http://a/", ok=True, data={(1, 2): "cached"}),
+            http.ItemResult(1, "GET", "http://b/", ok=True, data={"x": math.nan}),
+            http.ItemResult(2, "GET", "http://c/", ok=True, data=object()),
+            http.ItemResult(3, "GET", "http://d/", ok=True, data={"fine": [1, "\u00e9"]}),
+        ]
+    )
+    path = tmp_path / "out.jsonl"
+    path.write_text("an older, longer file\n" * 10)
+    assert 4 == batch.to_jsonl(path)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    records = [json.loads(line, parse_constant=no_constants) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [0, 1, 2, 3] == [record["index"] for record in records]
+    assert ["{(1, 2): 'cached'}", "{'x': nan}"] == [records[0]["data"], records[1]["data"]]
+    assert records[2]["data"].startswith("<object object at ")
+    assert {"fine": [1, "\u00e9"]} == records[3]["data"]
+
+
 def test_to_jsonl_round_trip(http_server: DemoServer, tmp_path: Path) -> None:
     """to_jsonl writes one to_dict() object per line in input order and returns the line count."""
     batch = http.fetch_all([http_server.url("/ok"), http_server.url("/status/404"), http_server.url("/text")])
@@ -208,6 +322,13 @@ def test_to_jsonl_round_trip(http_server: DemoServer, tmp_path: Path) -> None:
         ([{"url": "http://x/", "verb": "GET"}], ValueError, r"items\[1\] has unknown keys \['verb'\]"),
         ([{"url": b"http://x/"}], TypeError, r"items\[1\]\['url'\]"),
         ([{"url": "http://x/", "method": 3}], TypeError, r"items\[1\]\['method'\]"),
+        ([{"url": "http://x/", "method": "get "}], ValueError, r"items\[1\]\['method'\] must be an HTTP method"),
+        ([{"url": "http://x/", "method": ""}], ValueError, r"items\[1\]\['method'\]"),
+        ([{"url": "http://x/", "headers": [("X-A", "1")]}], TypeError, r"items\[1\]\['headers'\] must be a mapping"),
+        ([{"url": "http://x/", "headers": "X-A: 1"}], TypeError, r"items\[1\]\['headers'\]"),
+        ([{"url": "http://x/", "params": 5}], TypeError, r"items\[1\]\['params'\] must be a mapping"),
+        ([{"url": "http://x/", "params": ["a=1"]}], TypeError, r"items\[1\]\['params'\]"),
+        ([{"url": "http://x/", "json": {}, "data": "x"}], ValueError, r"items\[1\] has both 'json' and 'data'"),
         ("http://x/", TypeError, "single str"),
         ({"url": "http://x/"}, TypeError, "single dict"),
         (42, TypeError, "iterable"),
@@ -237,6 +358,17 @@ def test_bad_options_are_rejected(options: dict[str, Any], error: type[Exception
     """Wrong concurrency, policy, session or progress raise naming the parameter."""
     with pytest.raises(error, match=match):
         http.fetch_all(["http://127.0.0.1:9/"], **options)
+
+
+def test_well_formed_options_are_sent(http_server: DemoServer) -> None:
+    """params as pairs, a token method in any case and a None body are accepted and sent as asked."""
+    items = [
+        {"url": http_server.url("/echo"), "params": [("a", "1"), ("a", "2")], "method": "patch", "data": None},
+        {"url": http_server.url("/ok"), "params": "q=1", "headers": None},
+    ]
+    batch = http.fetch_all(items)
+    assert [True, True] == [result.ok for result in batch]
+    assert "PATCH" == batch.results[0].data["method"]
 
 
 # --- one Session, a bounded pool ----------------------------------------------------------------
@@ -271,6 +403,24 @@ def test_a_callers_session_is_reused_and_left_open(http_server: DemoServer) -> N
     assert 1 == http_server.connections
 
 
+def test_a_plain_requests_session_still_bounds_every_item(http_server: DemoServer) -> None:
+    """With a plain requests.Session each request gets the policy's timeout, clipped to the caller's deadline."""
+    with requests.Session() as session:
+        started = time.monotonic()
+        timed = http.fetch_all(
+            [http_server.url("/hang"), http_server.url("/ok")],
+            session=session,
+            policy=http.policy("plain", timeout=(0.5, 0.2), attempts=1),
+        )
+        assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with rs.deadline.scope(0.3):
+            cut = http.fetch_all([http_server.url("/hang")], session=session)
+        assert time.monotonic() - started < 1.5
+    assert [("ReadTimeout", 1), (None, 1)] == [(result.error_type, result.attempts) for result in timed]
+    assert cut.results[0].error_type in {"ReadTimeout", "DeadlineExceeded"}
+
+
 # --- policies -----------------------------------------------------------------------------------
 
 
@@ -284,6 +434,30 @@ def test_a_dead_host_opens_only_its_own_breaker(http_server: DemoServer) -> None
     assert "CircuitOpenError" in dead_types
     assert {"ConnectionError", "CircuitOpenError"} >= set(dead_types)
     assert [True] * 4 == [result.ok for result in batch.results[4:]]
+
+
+def test_per_host_policies_never_carry_credentials(http_server: DemoServer) -> None:
+    """A URL's user:password stays out of the per-host policy, breaker and monitor names."""
+    port = http_server.url("/").split(":")[2].split("/")[0]
+    batch = http.fetch_all([f"http://alice:s3cret@127.0.0.1:{port}/ok", f"http://BOB:pw@127.0.0.1:{port}/ok"])
+    assert [True, True] == [result.ok for result in batch]
+    assert [f"fetch:127.0.0.1:{port}"] == list(rs.monitor.snapshot())
+    assert 2 == rs.monitor.snapshot(f"fetch:127.0.0.1:{port}")["calls"]
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://alice:s3cret@Example.COM:8080/x", "example.com:8080"),
+        ("https://example.com/x", "example.com"),
+        ("http://u:p@[::1]:8080/x", "[::1]:8080"),
+        ("http://[::1/x", "invalid"),
+        ("not a url", "invalid"),
+    ],
+)
+def test_per_host_key_is_hostname_and_port(url: str, host: str) -> None:
+    """The per-host key is the lowercased hostname and explicit port, IPv6 bracketed, 'invalid' without a host."""
+    assert host == _host(url)
 
 
 def test_a_given_policy_runs_every_item(http_server: DemoServer) -> None:
@@ -334,6 +508,7 @@ def test_ctrl_c_returns_at_once_keeping_finished_results(http_server: DemoServer
     assert batch.interrupted
     assert [True, True] == [result.ok for result in batch.results[:2]]
     assert ["Interrupted"] * 8 == [result.error_type for result in batch.results[2:]]
+    assert [1, 1, 0] == [result.attempts for result in batch.results[2:5]]  # the two in flight had been sent
     assert ({"Interrupted": 8}, True, 10) == (
         batch.summary()["by_error_type"],
         batch.summary()["interrupted"],
