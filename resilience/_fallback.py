@@ -38,19 +38,7 @@ class Fallback(Layer):
 
     def _answered(self, fn: Callable[..., Any], exc: Exception) -> None:
         """Tell the monitor and the logs, once the fallback has produced its answer."""
-        kind = error_kind(exc)
-        record = current_record.get()
-        if record is not None:
-            record.fallback = True
-            record.error_kind = kind
-        name = call_name(fn)
-        logger.warning(
-            "%s failed (%s: %s); answered by its fallback",
-            name,
-            type(exc).__name__,
-            exc,
-            extra={"call_name": name, "outcome": "fallback", "error_type": type(exc).__name__, "error_kind": kind},
-        )
+        answered_instead(fn, "fallback", error_kind(exc), type(exc).__name__, exc)
 
     # A factory that raises surfaces its own error, and the call is not counted as answered.
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
@@ -74,6 +62,28 @@ class Fallback(Layer):
                 answer = await answer
             self._answered(fn, exc)
             return answer  # type: ignore[no-any-return]
+
+
+def answered_instead(fn: Callable[..., Any], outcome: str, kind: str, error_type: str, message: object) -> None:
+    """A layer answered instead of the failed call (``outcome`` "fallback" or "dropped"):
+    mark the call record for the monitor and log one WARNING."""
+    record = current_record.get()
+    if record is not None:
+        if outcome == "fallback":
+            record.fallback = True
+        else:
+            record.dropped = True
+        record.error_kind = kind
+    name = call_name(fn)
+    how = "answered by its fallback" if outcome == "fallback" else "dropped (best effort)"
+    logger.warning(
+        "%s failed (%s: %s); %s",
+        name,
+        error_type,
+        message,
+        how,
+        extra={"call_name": name, "outcome": outcome, "error_type": error_type, "error_kind": kind},
+    )
 
 
 def fallback(

@@ -38,7 +38,7 @@ import json
 import logging
 import math
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -192,8 +192,9 @@ def _not_idempotent_detail(request: Any) -> str:
     return f"not retried: {method} is not idempotent and carries no {IDEMPOTENCY_HEADER} header"
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when a ConnectionError wraps a refused connection or a failed name lookup."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (args, ``reason``, cause, context), each once:
+    requests wraps urllib3's errors, which wrap the socket's."""
     seen: set[int] = set()
     stack: list[object] = [exc]
     while stack:
@@ -201,11 +202,13 @@ def _never_connected(exc: BaseException) -> bool:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, _NEVER_CONNECTED):
-            return True
-        stack.extend(current.args)
-        stack.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
-    return False
+        yield current
+        stack.extend((*current.args, getattr(current, "reason", None), current.__cause__, current.__context__))
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when a ConnectionError wraps a refused connection or a failed name lookup."""
+    return any(isinstance(inner, _NEVER_CONNECTED) for inner in exception_chain(exc))
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,8 +12,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 import requests
 
 from resilience._circuit import circuit
-from resilience._engine import Args, Kwargs, Layer, call_name, check_seconds, current_record, decorate, error_kind
-from resilience._fallback import Fallback
+from resilience._engine import Args, Kwargs, Layer, check_seconds, current_record, decorate, error_kind
+from resilience._fallback import Fallback, answered_instead
 from resilience._policy import Policy
 from resilience._retry import retry_on
 from resilience._timeout import Timeout, timeout
@@ -148,32 +148,18 @@ class _Drop(Layer):
     def __repr__(self) -> str:
         return "drop_failures()"
 
-    def _dropped(self, fn: Callable[..., Any], kind: str, error_type: str, message: object) -> None:
-        record = current_record.get()
-        if record is not None:
-            record.dropped = True
-            record.error_kind = kind
-        name = call_name(fn)
-        logger.warning(
-            "%s failed (%s: %s); dropped (best effort)",
-            name,
-            error_type,
-            message,
-            extra={"call_name": name, "outcome": "dropped", "error_type": error_type, "error_kind": kind},
-        )
-
     def _answer(self, fn: Callable[..., Any], result: Any) -> Any:
         verdict = TRANSIENT(Outcome(result))
         if verdict is None or not verdict.failed:
             return result
-        self._dropped(fn, verdict.reason, type(result).__name__, verdict.detail or verdict.reason)
+        answered_instead(fn, "dropped", verdict.reason, type(result).__name__, verdict.detail or verdict.reason)
         return None
 
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 -- dropping every failure is the point
-            self._dropped(fn, error_kind(exc), type(exc).__name__, exc)
+            answered_instead(fn, "dropped", error_kind(exc), type(exc).__name__, exc)
             return None  # type: ignore[return-value]
         return self._answer(fn, result)  # type: ignore[no-any-return]
 
@@ -181,7 +167,7 @@ class _Drop(Layer):
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            self._dropped(fn, error_kind(exc), type(exc).__name__, exc)
+            answered_instead(fn, "dropped", error_kind(exc), type(exc).__name__, exc)
             return None  # type: ignore[return-value]
         return self._answer(fn, result)  # type: ignore[no-any-return]
 

@@ -43,7 +43,7 @@ from resilience._engine import active_deadline, current_record
 from resilience.deadline import expires_at
 from resilience.errors import DeadlineExceeded
 from resilience.http import _context
-from resilience.http._classify import IDEMPOTENT_METHODS
+from resilience.http._classify import IDEMPOTENT_METHODS, exception_chain
 
 __all__ = ["Session"]
 
@@ -86,17 +86,8 @@ def _past(at: float, what: str) -> DeadlineExceeded:
 
 def _timed_out(exc: BaseException) -> bool:
     """Whether a (requests or urllib3) error stands for a socket timeout, however wrapped."""
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (TimeoutError, urllib3.exceptions.TimeoutError, rex.Timeout)):
-            return True
-        stack.extend((*current.args, getattr(current, "reason", None), current.__cause__, current.__context__))
-    return False
+    timeouts = (TimeoutError, urllib3.exceptions.TimeoutError, rex.Timeout)
+    return any(isinstance(inner, timeouts) for inner in exception_chain(exc))
 
 
 def _with_idempotency_key(request: requests.PreparedRequest) -> requests.PreparedRequest:
