@@ -46,6 +46,7 @@ import stamina
 import tenacity
 
 import resilience as rs
+from resilience import http
 
 TARGET = 0.25  # the stack must cost at most this fraction of tenacity's @retry alone
 MONITORED_LIMIT_NS = 1000.0  # @monitored may add at most this over the same stack without it
@@ -167,6 +168,10 @@ def happy_cases() -> list[Case]:
     def f_stack(x: Any) -> Any:
         return x
 
+    @http.policy("bench-http")
+    def f_http(x: Any) -> Any:
+        return x
+
     fns: dict[str, Callable[[Any], Any]] = {
         "bare f(x)": f,
         "tenacity @retry": f_tenacity,
@@ -177,6 +182,7 @@ def happy_cases() -> list[Case]:
         "rs.circuit": f_circuit,
         "rs.monitored": f_monitored,
         STACK: f_stack,
+        "http.policy (deadline, http, retry, breaker, monitor)": f_http,
     }
     for name, fn in fns.items():
         if fn(1) != 1:
