@@ -182,7 +182,7 @@ def happy_cases() -> list[Case]:
         "rs.circuit": f_circuit,
         "rs.monitored": f_monitored,
         STACK: f_stack,
-        "http.policy (deadline, http, retry, breaker, monitor)": f_http,
+        "http.policy (all its layers)": f_http,
     }
     for name, fn in fns.items():
         if fn(1) != 1:

@@ -26,6 +26,7 @@ HAPPY_ROWS = [
     "rs.circuit",
     "rs.monitored",
     "rs stack (monitored+retry_on+circuit)",
+    "http.policy (all its layers)",
 ]
 FAILURE_ROWS = [
     "hand-written try/except loop",
