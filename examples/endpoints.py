@@ -58,7 +58,7 @@ def main() -> None:
 
         @BEACON
         def beacon(event: str) -> requests.Response:
-            return session.post(server.url("/hang"), json={"event": event})  # cut at 1.5 s, then dropped
+            return session.post(server.url("/hang"), json={"event": event})  # cut by its 1 s read timeout, then dropped
 
         print("user:", get_user(7).json())
         print("charge:", charge(1999).json(), "key:", server.requests[-1][2].get("Idempotency-Key"))

@@ -47,7 +47,9 @@ MAX_CONCURRENCY = 1000
 MAX_ATTEMPTS = 100
 FAILED_LINES = 20  # failed items listed one per line; the rest are counted
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token: GET, M-SEARCH...
+# An RFC 9110 token (GET, M-SEARCH...), as http.fetch_all checks it; repeated here because
+# bad input is rejected before resilience.http (and requests) is imported.
+METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class UsageError(Exception):

@@ -265,6 +265,12 @@ def _exception_verdict(exc: BaseException) -> Verdict | None:
     return Verdict(True, False, counts, not counts, reason)  # other requests errors: the client's own doing
 
 
+def check_business(hook: object) -> None:
+    """Reject a ``business=`` hook that is not callable, naming the parameter."""
+    if hook is not None and not callable(hook):
+        raise TypeError(f"business must be a callable taking the response body, got {hook!r}")
+
+
 def business_failure(value: Any, hook: BusinessHook) -> BusinessError | None:
     """The error a ``business=`` hook sees in a returned value (or a 2xx response's JSON body)."""
     response = value if isinstance(value, requests.Response) else None
@@ -310,8 +316,7 @@ def transient(*, business: BusinessHook | None = None) -> Classifier:
     The classifier has no opinion (None) on successes and on non-HTTP outcomes, so
     ``transient() | MyError`` adds rules.
     """
-    if business is not None and not callable(business):
-        raise TypeError(f"business must be a callable taking the response body, got {business!r}")
+    check_business(business)
     label = (
         "http.TRANSIENT"
         if business is None
@@ -327,6 +332,11 @@ TRANSIENT = transient()
 def classify(outcome: Outcome, *, business: BusinessHook | None = None) -> Verdict:
     """The verdict on one HTTP outcome (a raised exception or a returned response).
 
+    Successes (and returned values that are not error responses) get ``rs.Verdict(failed=False)``.
+    An exception that is not an HTTP failure gets a failed verdict that is neither
+    retryable nor counted, named after its type; :data:`TRANSIENT` itself has no opinion
+    on it (so a breaker on ``TRANSIENT`` treats it as a success, as resilience4j does).
+
     >>> import requests, resilience as rs
     >>> from resilience import http
     >>> response = requests.Response()
@@ -334,6 +344,7 @@ def classify(outcome: Outcome, *, business: BusinessHook | None = None) -> Verdi
     >>> http.classify(rs.Outcome(response)).retryable
     False
     """
+    check_business(business)
     if not isinstance(outcome, Outcome):
         raise TypeError(
             f"classify() takes an rs.Outcome (Outcome(value) or Outcome.of_exception(exc)), got {outcome!r}"

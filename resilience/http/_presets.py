@@ -18,7 +18,7 @@ from resilience._policy import Policy
 from resilience._retry import retry_on
 from resilience._timeout import Timeout, timeout
 from resilience.classify import Outcome
-from resilience.http._classify import TRANSIENT, BusinessHook, business_failure
+from resilience.http._classify import TRANSIENT, BusinessHook, business_failure, check_business
 from resilience.http._context import IdempotencyKeys, idempotency_key, policy_timeout, timeout_pair
 from resilience.monitor import Monitored
 
@@ -106,15 +106,22 @@ class _HttpCall(Layer):
             self.settings.leave(tokens)
 
 
-def _judged(result: R) -> R:
-    """Tell the monitor when the answer is a failed response (a 503 that outlived its
-    retries): it is returned as is, but counted as a failure, not as "ok"."""
+def _failed_response(result: object) -> str | None:
+    """The reason a returned response is a failure (a 503 that outlived its retries), or None."""
     if isinstance(result, requests.Response) and result.status_code >= 400:
         verdict = TRANSIENT(Outcome(result))
-        record = current_record.get()
-        if verdict is not None and verdict.failed and record is not None:
-            record.error_kind = "HTTPError"
-            record.verdict = verdict.reason
+        if verdict is not None and verdict.failed:
+            return verdict.reason
+    return None
+
+
+def _judged(result: R) -> R:
+    """Returned as is, but the monitor counts a failed response as a failure, not "ok"."""
+    reason = _failed_response(result)
+    record = current_record.get()
+    if reason is not None and record is not None:
+        record.error_kind = "HTTPError"  # as when the same status is raised by raise_for_status()
+        record.verdict = reason
     return result
 
 
@@ -149,10 +156,10 @@ class _Drop(Layer):
         return "drop_failures()"
 
     def _answer(self, fn: Callable[..., Any], result: Any) -> Any:
-        verdict = TRANSIENT(Outcome(result))
-        if verdict is None or not verdict.failed:
+        reason = _failed_response(result)
+        if reason is None:
             return result
-        answered_instead(fn, "dropped", verdict.reason, type(result).__name__, verdict.detail or verdict.reason)
+        answered_instead(fn, "dropped", "HTTPError", "HTTPError", reason)
         return None
 
     def run_sync(self, fn: Callable[..., R], args: Args, kwargs: Kwargs) -> R:
@@ -197,8 +204,7 @@ class HttpPolicy(Policy):
             object.__setattr__(self, "request_timeout", timeout_pair(self.request_timeout, "request_timeout"))
         if not isinstance(self.idempotent, bool):
             raise TypeError(f"idempotent must be True or False, got {self.idempotent!r}")
-        if self.business is not None and not callable(self.business):
-            raise TypeError(f"business must be a callable taking the response body, got {self.business!r}")
+        check_business(self.business)
         layers = list(self.layers)
         # Settings go inside the monitor, fallback and total deadline, outside the retries.
         outer = (Monitored, Fallback)
@@ -285,14 +291,13 @@ def policy(
     """
     _check_name(name)
     _check_more("policy", more)
-    if business is not None and not callable(business):
-        raise TypeError(f"business must be a callable taking the response body, got {business!r}")
-    # A flagged body raises BusinessError in the innermost layer, which TRANSIENT calls fatal.
-    classifier = TRANSIENT
+    check_business(business)  # early, before the breaker is declared
     fields: dict[str, Any] = {
         "timeout": _deadline(deadline),
+        # A body the business hook flags raises BusinessError in the innermost layer, which
+        # TRANSIENT calls fatal: retry and breaker need no hook of their own.
         "retry": retry_on(
-            classifier,
+            TRANSIENT,
             attempts=attempts,
             wait_initial=wait_initial,
             wait_max=wait_max,
@@ -301,7 +306,7 @@ def policy(
         "monitor": name,
     }
     if "circuit" not in more:
-        fields["circuit"] = circuit(name, fail_max=fail_max, reset_timeout=reset_timeout, on=classifier)
+        fields["circuit"] = circuit(name, fail_max=fail_max, reset_timeout=reset_timeout, on=TRANSIENT)
     fields.update(more)
     return HttpPolicy(
         **fields,
@@ -352,6 +357,8 @@ def idempotent(fn: Callable[P, R] | None = None, /) -> Callable[P, R] | Layer:
     idempotent and that carry no key of their own. Every such request of one call gets
     the same key, so make one POST per decorated call; ``http.policy(..., idempotent=True)``
     sees each attempt start and numbers the keys of several POSTs in one call instead.
+
+    ``@http.idempotent()`` (called) is the same, as a layer object for stacking.
 
     >>> import resilience as rs
     >>> from resilience import http
