@@ -250,6 +250,8 @@ def test_bad_arguments() -> None:
         http.classify(_response(200))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="business"):
         http.transient(business="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="business"):
+        http.classify(Outcome(_response(200)), business=5)  # type: ignore[arg-type]
 
 
 def test_transient_is_accepted_by_retry_and_circuit() -> None:
