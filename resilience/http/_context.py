@@ -6,6 +6,7 @@ Context variables, so they follow the call into threads started with a copied co
 
 from __future__ import annotations
 
+import uuid
 from contextvars import ContextVar
 
 from resilience._engine import check_seconds
@@ -26,12 +27,18 @@ class IdempotencyKeys:
     whole call) every request of the call gets ``base``.
     """
 
-    __slots__ = ("base", "numbered", "used")
+    __slots__ = ("_base", "numbered", "used")
 
-    def __init__(self, base: str, numbered: bool) -> None:
-        self.base = base
+    def __init__(self, base: str | None, numbered: bool) -> None:
+        self._base = base  # None: a fresh UUID, made when a request first needs a key
         self.numbered = numbered
         self.used = 0
+
+    @property
+    def base(self) -> str:
+        if self._base is None:
+            self._base = str(uuid.uuid4())  # ~3 us: only calls that send a POST pay for it
+        return self._base
 
     def next_key(self) -> str:
         """The key of the next request that needs one."""

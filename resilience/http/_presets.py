@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import Token
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ class _Settings:
             # Nested inside another idempotent call, take the next key of the enclosing one
             # as this call's base: stable across the outer call's attempts, never shared.
             outer = idempotency_key.get()
-            base = outer.next_key() if outer is not None else str(uuid.uuid4())
+            base = outer.next_key() if outer is not None else None
             key_token = idempotency_key.set(IdempotencyKeys(base, self.numbered))
         return timeout_token, key_token
 
