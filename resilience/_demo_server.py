@@ -11,6 +11,8 @@ Endpoints (any method; ``?retry_after=`` adds a Retry-After header wherever a st
 - ``/reset``: reads the request, then resets the connection without answering
 - ``/close``: reads the request, then closes the connection without answering
 - ``/text``: 200 with an HTML body (not JSON)
+- ``/loop``: a redirect to itself, for ever
+- ``/cut``: announces a 100-byte body, sends 10 bytes and closes
 - ``/echo``: 200 with JSON ``{"method", "headers", "body"}`` of the request
 - ``/business?code=4001``: 200 with JSON ``{"code": 4001, "msg": "insufficient funds"}``
 - ``/burst``: 503 during the first ``burst`` seconds of every ``cycle`` seconds since start, else 200
@@ -96,6 +98,18 @@ class _Handler(BaseHTTPRequestHandler):
             if head == "reset":  # SO_LINGER 0: close() sends RST instead of FIN
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
+            self.close_connection = True
+        elif head == "loop":  # redirects to itself for ever
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif head == "cut":  # announces 100 bytes, sends 10, closes: a body cut short
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"partial"')
             self.close_connection = True
         elif head == "text":
             self._reply(200, "<html><body>Service temporarily unavailable</body></html>", content_type="text/html")
