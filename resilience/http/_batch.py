@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
 import math
 import os
 import queue
@@ -39,6 +40,7 @@ INTERRUPTED = "Interrupted"
 LOST = "Lost"  # no worker left to finish the item: a bug, reported instead of waited for
 DEFAULT_TIMEOUT = (3.0, 10.0)  # http.Session's default (connect, read), also given to a caller's plain Session
 METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+logger = logging.getLogger("resilience")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,7 @@ def fetch_all(
     session: requests.Session | None = None,
     concurrency: int = 10,
     progress: bool = False,
+    on_result: Callable[[ItemResult], object] | None = None,
 ) -> BatchResult:
     """Fetch every item through one Session and ``concurrency`` worker threads; never raises for an item.
 
@@ -205,7 +208,9 @@ def fetch_all(
     deadline; any other session is given an explicit ``timeout=`` on every request (the
     policy's (connect, read) timeout, else (3, 10) s, clipped to the deadline's time
     left), which bounds each socket wait, so no item can hang. ``progress``: a one-line
-    progress bar on stderr.
+    progress bar on stderr. ``on_result(item)``: called in the calling thread with each
+    result as it completes (the streaming form of ``as_completed()``: write results out,
+    stop early with Ctrl-C); a callback that raises is logged and never stops the batch.
 
     Each item runs in a copy of the caller's context, so a ``rs.deadline.scope`` around
     the call bounds the whole batch (items left when it passes fail with
@@ -235,6 +240,8 @@ def fetch_all(
         raise TypeError(f"session must be a requests.Session (e.g. http.Session()) or None, got {session!r}")
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be True or False, got {progress!r}")
+    if on_result is not None and not callable(on_result):
+        raise TypeError(f"on_result must be a callable taking an ItemResult, got {on_result!r}")
 
     own_session = session is None
     # At most `concurrency` hosts are in flight at once: that many pools never evicts a busy one.
@@ -261,6 +268,8 @@ def fetch_all(
         for result in pool.results():
             if bar is not None:
                 bar.update(result.ok)
+            if on_result is not None:
+                _tell(on_result, result)
         pool.join()  # every worker is leaving: the Session can be closed now, not behind their back
     except KeyboardInterrupt:
         interrupted = True
@@ -282,6 +291,13 @@ def fetch_all(
     if bar is not None:
         bar.finish(finished, interrupted)
     return BatchResult(results, interrupted=interrupted, elapsed=elapsed, completion_order=order)
+
+
+def _tell(on_result: Callable[[ItemResult], object], result: ItemResult) -> None:
+    try:
+        on_result(result)
+    except Exception:  # a hook must never change the batch's outcome
+        logger.exception("fetch_all on_result callback %r raised; ignored", on_result)
 
 
 def _specs(items: Iterable[str | Mapping[str, Any]]) -> list[_Spec]:

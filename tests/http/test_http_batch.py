@@ -551,3 +551,34 @@ def test_batch_benchmark_smoke() -> None:
     assert ["http.fetch_all", "ThreadPoolExecutor + requests.Session"] == [row["name"] for row in result["rows"]]
     assert all(row["ok"] == result["meta"]["urls"] for row in result["rows"])
     assert isinstance(result["target"]["pass"], bool)
+
+
+def test_on_result_streams_each_result_as_it_completes(http_server: DemoServer) -> None:
+    """on_result sees every result once, in completion order, in the calling thread, before fetch_all returns."""
+    import threading
+
+    seen: list[tuple[int, bool]] = []
+    caller = threading.get_ident()
+    urls = [http_server.url("/delay/0.2"), http_server.url("/ok"), http_server.url("/status/404")]
+    batch = http.fetch_all(
+        urls, concurrency=3, on_result=lambda item: seen.append((item.index, threading.get_ident() == caller))
+    )
+    assert [(1, True), (2, True), (0, True)] == seen or [(2, True), (1, True), (0, True)] == seen
+    assert [item.index for item in batch.as_completed()] == [index for index, _ in seen]
+
+
+def test_a_raising_on_result_never_stops_the_batch(http_server: DemoServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A callback that raises is logged; every item still gets its result."""
+
+    def broken(item: Any) -> None:
+        raise RuntimeError("bug in callback")
+
+    batch = http.fetch_all([http_server.url("/ok")] * 3, on_result=broken)
+    assert 3 == batch.summary()["ok"]
+    assert "on_result" in caplog.text
+
+
+def test_on_result_must_be_callable() -> None:
+    """A non-callable on_result is rejected before anything is sent, naming the parameter."""
+    with pytest.raises(TypeError, match="on_result"):
+        http.fetch_all(["http://127.0.0.1:1/"], on_result=3)  # type: ignore[arg-type]
