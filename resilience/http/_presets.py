@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextvars import Token
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from resilience.monitor import Monitored
 
 P = ParamSpec("P")
 R = TypeVar("R")
-logger = logging.getLogger("resilience")
 
 TimeoutSpec = float | tuple[float, float]
 
