@@ -52,22 +52,6 @@ from resilience.classify import SUCCESS, Classifier, Outcome, Verdict
 from resilience.errors import DeadlineExceeded, ResilienceError
 from resilience.http._context import IDEMPOTENCY_HEADER
 
-__all__ = [
-    "COUNTED_ERRORS",
-    "FATAL_ERRORS",
-    "FATAL_STATUSES",
-    "IDEMPOTENT_METHODS",
-    "RETRY_ANY_METHOD_ERRORS",
-    "RETRY_ANY_METHOD_STATUSES",
-    "RETRY_IDEMPOTENT_ERRORS",
-    "RETRY_IDEMPOTENT_STATUSES",
-    "TRANSIENT",
-    "BusinessError",
-    "classify",
-    "parse_retry_after",
-    "transient",
-]
-
 logger = logging.getLogger("resilience")
 
 BusinessHook = Callable[[Any], object]
