@@ -57,6 +57,19 @@ def call_while_queued(twin: Any, fn: Callable[..., Any], state: Any, then: Calla
     return outcome[0]
 
 
+async def queued_behind_the_only_slot(layer: Any, body: Callable[[], object] = lambda: "ran") -> asyncio.Future[Any]:
+    """Take ``layer``'s only slot, start a task calling an async ``body`` through it; return the task once queued."""
+
+    @layer
+    async def guarded() -> object:
+        return body()
+
+    layer.state.acquire_sync()
+    task = asyncio.ensure_future(guarded())
+    await until(lambda: layer.state.waiting > 0)
+    return task
+
+
 # --- admission ---------------------------------------------------------------------------
 
 
@@ -189,17 +202,10 @@ def test_newcomer_does_not_overtake_the_queue(clock):
     layer = rs.bulkhead(1, max_wait=60.0, name="fair")
     state = layer.state
     order: list[str] = []
-
-    @layer
-    async def waiter() -> None:
-        order.append("waiter")
-
     newcomer = layer(lambda: order.append("newcomer"))  # a def call in the loop: never waits
 
     async def main() -> None:
-        state.acquire_sync()
-        task = asyncio.ensure_future(waiter())
-        await until(lambda: state.waiting > 0)
+        task = await queued_behind_the_only_slot(layer, lambda: order.append("waiter"))
         state.release()  # handed to the waiter, which has not woken yet
         assert (1, 0) == (state.in_flight, state.waiting)
         with pytest.raises(rs.BulkheadFull):
@@ -217,14 +223,8 @@ def test_cancelled_waiter_leaves_the_queue(clock):
     """A waiting task that is cancelled leaves the queue; the slot later goes back to the pool."""
     layer = rs.bulkhead(1, max_wait=60.0, name="db")
 
-    @layer
-    async def work() -> str:
-        return "ran"
-
     async def main() -> None:
-        layer.state.acquire_sync()
-        task = asyncio.ensure_future(work())
-        await until(lambda: layer.state.waiting > 0)
+        task = await queued_behind_the_only_slot(layer)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -239,14 +239,8 @@ def test_waiter_cancelled_just_after_its_grant_passes_the_slot_on(clock):
     """A task granted a slot but cancelled before it woke gives the slot back instead of leaking it."""
     layer = rs.bulkhead(1, max_wait=60.0, name="db")
 
-    @layer
-    async def work() -> str:
-        return "ran"
-
     async def main() -> None:
-        layer.state.acquire_sync()
-        task = asyncio.ensure_future(work())
-        await until(lambda: layer.state.waiting > 0)
+        task = await queued_behind_the_only_slot(layer)
         layer.state.release()  # granted; the wake-up is only scheduled
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

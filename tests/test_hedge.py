@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import until, wait_until
+from helpers import blocked_call, turns, until, wait_until
 
 import resilience as rs
 from resilience import _clock, _hedge
@@ -39,8 +39,7 @@ class Closable:
 async def run_until_hedged(fn: Callable[[], Any], clock: rs.testing.FakeClock, advance: float) -> Any:
     """Start ``fn()``, let its first attempt start, move the fake clock by ``advance``, await the result."""
     task = asyncio.ensure_future(fn())
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await turns()
     clock.advance(advance)
     return await task
 
@@ -105,8 +104,7 @@ def test_async_every_attempt_failing_surfaces_the_first_error(clock):
             raise ConnectionError("second")
 
         task = asyncio.ensure_future(fetch())
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await turns()
         clock.advance(1.0)
         await until(lambda: len(started) >= 2)
         release.set()
@@ -137,28 +135,8 @@ def test_async_failure_does_not_start_a_hedge(clock):
 def test_async_budget_denial_waits_for_the_first_attempt(clock):
     """When the budget refuses the extra attempt, the call waits for the first one, and the denial is counted."""
     layer = rs.hedge(1.0, budget=rs.RetryBudget(ratio=0.0, min_per_second=0.0))
-    started: list[int] = []
-
-    async def main() -> str:
-        release = asyncio.Event()
-
-        @layer
-        async def fetch() -> str:
-            started.append(1)
-            await release.wait()
-            return "first"
-
-        task = asyncio.ensure_future(fetch())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        clock.advance(1.0)
-        for _ in range(5):
-            await asyncio.sleep(0)
-        release.set()
-        return await task
-
-    assert "first" == asyncio.run(main())
-    assert (1, 0, 1) == (len(started), layer.stats()["hedged"], layer.stats()["denied"])
+    assert ("attempt 1", 1) == asyncio.run(blocked_call(layer, clock, 1.0))
+    assert (0, 1) == (layer.stats()["hedged"], layer.stats()["denied"])
 
 
 def test_async_max_extra_starts_one_more_attempt_per_delay(clock):
@@ -177,8 +155,7 @@ def test_async_max_extra_starts_one_more_attempt_per_delay(clock):
 
         task = asyncio.ensure_future(fetch())
         for step in range(2):
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await turns()
             clock.advance(1.0)
             await until(lambda step=step: len(started) >= step + 2)
         return await task
@@ -192,29 +169,9 @@ def test_async_max_extra_starts_one_more_attempt_per_delay(clock):
 def test_async_no_hedge_after_the_deadline(clock):
     """An extra attempt never starts once the enclosing deadline has passed."""
     layer = rs.hedge(1.0)
-    started: list[int] = []
-
-    async def main() -> str:
-        release = asyncio.Event()
-
-        @rs.timeout(0.5, mode="cooperative")
-        @layer
-        async def fetch() -> str:
-            started.append(1)
-            await release.wait()
-            return "first"
-
-        task = asyncio.ensure_future(fetch())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        clock.advance(1.0)
-        for _ in range(5):
-            await asyncio.sleep(0)
-        release.set()
-        return await task
-
-    assert "first" == asyncio.run(main())
-    assert (1, 0) == (len(started), layer.stats()["hedged"])
+    within_deadline = rs.timeout(0.5, mode="cooperative")
+    assert ("attempt 1", 1) == asyncio.run(blocked_call(lambda fn: within_deadline(layer(fn)), clock, 1.0))
+    assert 0 == layer.stats()["hedged"]
 
 
 def test_async_cancelling_the_caller_cancels_every_attempt(clock):
@@ -233,16 +190,13 @@ def test_async_cancelling_the_caller_cancels_every_attempt(clock):
 
     async def main() -> None:
         task = asyncio.ensure_future(fetch())
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await turns()
         clock.advance(1.0)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await turns()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await turns()
 
     asyncio.run(main())
     assert [1, 1] == cancelled
@@ -272,7 +226,7 @@ def test_async_fast_answer_costs_no_extra_loop_turn():
 
     hedged = rs.hedge(10.0)(answer)
 
-    async def turns(call: Callable[[], Any]) -> int:
+    async def turns_taken(call: Callable[[], Any]) -> int:
         ticks = 0
         stop = False
 
@@ -292,7 +246,7 @@ def test_async_fast_answer_costs_no_extra_loop_turn():
         return spent
 
     async def main() -> tuple[int, int]:
-        return await turns(hedged), await turns(lambda: asyncio.ensure_future(answer()))
+        return await turns_taken(hedged), await turns_taken(lambda: asyncio.ensure_future(answer()))
 
     hedged_turns, task_turns = asyncio.run(main())
     assert hedged_turns <= task_turns

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import call, raising
+from helpers import call, log_fields, raising
 
 import resilience as rs
 
@@ -157,7 +157,7 @@ def test_timeout_logs_one_warning(twin: Any, clock: rs.testing.FakeClock, caplog
     call(twin, rs.monitored("svc")(expiring_timeout(twin)))
     [record] = resilience_records(caplog)
     assert ("resilience", logging.WARNING) == (record.name, record.levelno)
-    assert ("svc", "timeout", 1) == (record.call_name, record.outcome, record.attempts)  # type: ignore[attr-defined]
+    assert ("svc", "timeout", 1) == log_fields(record, "call_name", "outcome", "attempts")
     assert record.duration >= 1.0  # type: ignore[attr-defined]
 
 
@@ -170,12 +170,7 @@ def test_failure_logs_one_error(twin: Any, clock: rs.testing.FakeClock, caplog: 
     call(twin, failing)
     [record] = resilience_records(caplog)
     assert ("resilience", logging.ERROR) == (record.name, record.levelno)
-    assert ("svc", "ValueError", 0.0, 1) == (
-        record.call_name,  # type: ignore[attr-defined]
-        record.outcome,  # type: ignore[attr-defined]
-        record.duration,  # type: ignore[attr-defined]
-        record.attempts,  # type: ignore[attr-defined]
-    )
+    assert ("svc", "ValueError", 0.0, 1) == log_fields(record, "call_name", "outcome", "duration", "attempts")
 
 
 def test_give_up_after_retries_logs_one_error(
@@ -186,7 +181,7 @@ def test_give_up_after_retries_logs_one_error(
     fn = rs.monitored("svc")(rs.retry_on(ValueError, attempts=3)(twin.wrap(raising(ValueError("bad")))))
     call(twin, fn)
     errors = [record for record in resilience_records(caplog) if record.levelno >= logging.ERROR]
-    assert [("svc", "ValueError", 3)] == [(r.call_name, r.outcome, r.attempts) for r in errors]  # type: ignore[attr-defined]
+    assert [("svc", "ValueError", 3)] == [log_fields(r, "call_name", "outcome", "attempts") for r in errors]
 
 
 def test_success_logs_nothing(twin: Any, clock: rs.testing.FakeClock, caplog: pytest.LogCaptureFixture) -> None:

@@ -36,12 +36,13 @@ class Http(Layer):
 
 
 class Service:
-    """A monitored dependency whose next calls succeed or fail as the test says."""
+    """A monitored dependency whose next calls succeed or fail as the test says; its alerts go to ``alerts``."""
 
-    def __init__(self, twin: Any, clock: rs.testing.FakeClock, alerts: list[rs.monitor.Alert], **options: Any) -> None:
+    def __init__(self, twin: Any, clock: rs.testing.FakeClock, **options: Any) -> None:
         self.twin = twin
         self.clock = clock
         self.failing = False
+        self.alerts: list[rs.monitor.Alert] = []
         options = {"alert_min_calls": 4, "alert_window": 60.0, "alert_cooldown": 300.0, **options}
 
         def body() -> str:
@@ -50,7 +51,7 @@ class Service:
             return "ok"
 
         inner = Http(503, "http://users.internal/v1/users/7")(twin.wrap(body))
-        self.fn = rs.monitored("users", on_alert=alerts.append, **options)(inner)
+        self.fn = rs.monitored("users", on_alert=self.alerts.append, **options)(inner)
 
     def calls(self, outcomes: str, *, every: float = 1.0) -> None:
         """One call per letter, "o" succeeding and "x" failing, ``every`` fake seconds apart."""
@@ -62,12 +63,11 @@ class Service:
 
 def test_alert_fires_when_the_failure_rate_reaches_the_threshold(twin: Any, clock: rs.testing.FakeClock) -> None:
     """Two failures in four calls reach 50 %: one Alert, with the rate, counts, threshold and window."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts)
+    service = Service(twin, clock)
     service.calls("oox")
-    assert [] == alerts  # 1 of 3 failed, and fewer than alert_min_calls
+    assert [] == service.alerts  # 1 of 3 failed, and fewer than alert_min_calls
     service.calls("x")
-    [alert] = alerts
+    [alert] = service.alerts
     assert ("users", False, 0.5, 4, 2, 0.5, 60.0) == (
         alert.name,
         alert.recovered,
@@ -83,12 +83,11 @@ def test_alert_fires_when_the_failure_rate_reaches_the_threshold(twin: Any, cloc
 
 def test_alert_carries_the_last_five_failures(twin: Any, clock: rs.testing.FakeClock) -> None:
     """``Alert.recent``: time, name, url, duration, status, error and trace id of the last five failures."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts, alert_min_calls=7, alert_failure_rate=0.9)
+    service = Service(twin, clock, alert_min_calls=7, alert_failure_rate=0.9)
     for index in range(7):
         with rs.monitor.trace_id.scope(f"trace-{index}"):
             service.calls("x")
-    [alert] = alerts
+    [alert] = service.alerts
     assert [f"trace-{index}" for index in range(2, 7)] == [event.trace_id for event in alert.recent]
     first = alert.recent[0]
     assert (
@@ -120,56 +119,52 @@ def test_timeouts_are_counted_in_the_alert(twin: Any, clock: rs.testing.FakeCloc
 
 def test_no_alert_below_min_calls(twin: Any, clock: rs.testing.FakeClock) -> None:
     """However many of them fail, fewer than ``alert_min_calls`` calls in the window raise no alert."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts, alert_min_calls=20)
+    service = Service(twin, clock, alert_min_calls=20)
     service.calls("x" * 19)
-    assert [] == alerts
+    assert [] == service.alerts
     service.calls("x")
-    assert 1 == len(alerts)
+    assert 1 == len(service.alerts)
 
 
 def test_recovery_notice_when_the_rate_falls_back(twin: Any, clock: rs.testing.FakeClock) -> None:
     """Once fired, the first call that brings the rate below the threshold sends one recovery notice."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts)
+    service = Service(twin, clock)
     service.calls("xxxx")
     service.calls("ooo")
-    assert [False] == [alert.recovered for alert in alerts]
+    assert [False] == [alert.recovered for alert in service.alerts]
     service.calls("o")  # 4 of 8 failed: still 50 %
     service.calls("o")  # 4 of 9: below
-    assert [False, True] == [alert.recovered for alert in alerts]
-    recovery = alerts[1]
+    assert [False, True] == [alert.recovered for alert in service.alerts]
+    recovery = service.alerts[1]
     assert (9, 4) == (recovery.calls, recovery.failures)
     assert pytest.approx(4 / 9) == recovery.failure_rate
     assert recovery.message.startswith("users recovered: failure rate 44% over the last 60 s (9 calls)")
     service.calls("oooo")
-    assert 2 == len(alerts)
+    assert 2 == len(service.alerts)
 
 
 def test_recovery_when_failures_age_out_of_the_window(twin: Any, clock: rs.testing.FakeClock) -> None:
     """With no traffic, the window empties: reading the numbers sends the recovery notice."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts)
+    service = Service(twin, clock)
     service.calls("xxxx")
     clock.advance(200)
     rs.monitor.health()
-    assert [False, True] == [alert.recovered for alert in alerts]
-    assert (0, 0.0) == (alerts[1].calls, alerts[1].failure_rate)
+    assert [False, True] == [alert.recovered for alert in service.alerts]
+    assert (0, 0.0) == (service.alerts[1].calls, service.alerts[1].failure_rate)
 
 
 def test_at_most_one_alert_per_cooldown(twin: Any, clock: rs.testing.FakeClock) -> None:
     """After an alert and its recovery, failing again within the cooldown sends nothing; after it, a new alert."""
-    alerts: list[rs.monitor.Alert] = []
-    service = Service(twin, clock, alerts, alert_cooldown=300.0)
+    service = Service(twin, clock, alert_cooldown=300.0)
     service.calls("xxxx")  # alert at t=3
     service.calls("o" * 10)  # recovery
     clock.advance(100)
     service.calls("xxxx" * 3)  # fails again within 300 s of the alert: quiet
-    assert [False, True] == [alert.recovered for alert in alerts]
+    assert [False, True] == [alert.recovered for alert in service.alerts]
     clock.advance(300 - (clock.monotonic() - 1_003.0))  # the cooldown is over
     service.calls("xxxx")
-    assert [False, True, False] == [alert.recovered for alert in alerts]
-    assert 1_700_000_303.0 + 3 == alerts[2].at
+    assert [False, True, False] == [alert.recovered for alert in service.alerts]
+    assert 1_700_000_303.0 + 3 == service.alerts[2].at
 
 
 def test_same_callback_declared_twice_alerts_once(twin: Any, clock: rs.testing.FakeClock) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import call
+from helpers import call, log_fields
 
 import resilience as rs
 from resilience._engine import Args, Kwargs, Layer, current_record
@@ -52,9 +52,8 @@ def test_failure_record_carries_every_field(
         call(twin, fn)
     [record] = ours(caplog)
     assert logging.ERROR == record.levelno
-    assert ("payments", "connection", 0.5, 2, 2, None, 502, "http://payments.internal/charge", "4bf92f35") == tuple(
-        getattr(record, field) for field in FIELDS
-    )
+    fields = log_fields(record, *FIELDS)
+    assert ("payments", "connection", 0.5, 2, 2, None, 502, "http://payments.internal/charge", "4bf92f35") == fields
     assert "payments failed after 0.5 s and 2 attempt(s): ConnectionResetError: reset by peer" == record.getMessage()
 
 
@@ -65,11 +64,8 @@ def test_timeout_on_one_attempt_is_a_warning(
     caplog.set_level(logging.DEBUG)
     call(twin, rs.monitored("svc")(rs.timeout(1, mode="signal")(twin.sleeping(2))))
     [record] = ours(caplog)
-    assert (logging.WARNING, "timeout", "timeout", 1) == (
-        record.levelno,
-        record.outcome,  # type: ignore[attr-defined]
-        record.timeout_kind,  # type: ignore[attr-defined]
-        record.attempts,  # type: ignore[attr-defined]
+    assert (logging.WARNING, "timeout", "timeout", 1) == log_fields(
+        record, "levelno", "outcome", "timeout_kind", "attempts"
     )
 
 
@@ -81,7 +77,7 @@ def test_timeout_after_retries_is_a_give_up(
     inner = rs.retry_on(TimeoutError, attempts=2, wait_initial=0)(rs.timeout(1, mode="signal")(twin.sleeping(2)))
     call(twin, rs.monitored("svc")(inner))
     [record] = ours(caplog)
-    assert (logging.ERROR, "timeout", 2) == (record.levelno, record.outcome, record.attempts)  # type: ignore[attr-defined]
+    assert (logging.ERROR, "timeout", 2) == log_fields(record, "levelno", "outcome", "attempts")
 
 
 def test_retries_log_warnings_and_a_retried_success_logs_no_failure(
@@ -109,7 +105,7 @@ def test_open_circuit_is_a_warning(twin: Any, caplog: pytest.LogCaptureFixture) 
     caplog.clear()
     call(twin, fn)
     [record] = ours(caplog)
-    assert (logging.WARNING, "circuit_open") == (record.levelno, record.outcome)  # type: ignore[attr-defined]
+    assert (logging.WARNING, "circuit_open") == log_fields(record, "levelno", "outcome")
 
 
 def test_fallback_and_cancellation_are_not_logged_by_the_monitor(twin: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from helpers import blocked_call
 
 import resilience as rs
 from resilience import _clock
@@ -310,13 +311,8 @@ def test_total_timeout_is_enforced_when_the_attempt_timeout_is_cooperative(twin:
 
 def overload_policy() -> rs.Policy:
     """A policy with every field set, overload protection included."""
-    return rs.Policy(
-        timeout=10.0,
-        attempt_timeout=4.0,
-        retry=rs.retry_on(ConnectionError, attempts=3),
-        circuit=rs.circuit("users", fail_max=5),
-        monitor="users",
-        fallback=rs.fallback("cached"),
+    return dataclasses.replace(
+        full_policy(),
         bulkhead=rs.bulkhead(4, name="users"),
         rate_limit=rs.rate_limit(10, name="users"),
         budget=rs.RetryBudget(ratio=0.2),
@@ -438,23 +434,5 @@ def test_hedged_attempt_needs_a_bulkhead_slot(clock: rs.testing.FakeClock) -> No
     """The hedge sits outside the bulkhead: with one slot, the extra attempt is refused and the first one answers."""
     rs.bulkhead.clear()
     policy = rs.Policy(hedge=rs.hedge(1.0), bulkhead=rs.bulkhead(1, name="llm"))
-
-    async def main() -> str:
-        release = asyncio.Event()
-
-        @policy
-        async def complete() -> str:
-            await release.wait()
-            return "first"
-
-        task = asyncio.ensure_future(complete())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        clock.advance(1.0)
-        for _ in range(10):
-            await asyncio.sleep(0)
-        release.set()
-        return await task
-
-    assert "first" == asyncio.run(main())
+    assert ("attempt 1", 1) == asyncio.run(blocked_call(policy, clock, 1.0))
     assert (1, 1) == (rs.bulkhead.get("llm").stats()["admitted"], rs.bulkhead.get("llm").stats()["rejected"])

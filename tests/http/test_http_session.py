@@ -89,6 +89,21 @@ def get_under_deadline(how: str, session: Session, url: str, seconds: float = DE
     return asyncio.run(acall())
 
 
+def post_under_deadline(session: Session, url: str, **kwargs: Any) -> requests.Response:
+    """``session.post(url, **kwargs)`` inside a deadline scope of DEADLINE seconds."""
+    with rs.deadline.scope(DEADLINE):
+        return session.post(url, **kwargs)
+
+
+def cut_at_the_deadline(request: Callable[[], object]) -> rs.DeadlineExceeded:
+    """Run ``request()``, expecting DeadlineExceeded within DEADLINE + SLACK seconds; return the error."""
+    start = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded) as caught:
+        request()
+    assert time.monotonic() - start < DEADLINE + SLACK
+    return caught.value
+
+
 def handler_threads() -> set[threading.Thread]:
     """The demo server's live request-handler threads (ThreadingHTTPServer names them so)."""
     return {t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")}
@@ -429,13 +444,10 @@ def test_hang_ends_at_the_deadline(http_server: DemoServer, make_session: Callab
     """A server that never answers ends the request with DeadlineExceeded at the deadline,
     though the read timeout is longer."""
     session = make_session()
-    start = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as caught:
-        get_under_deadline(how, session, http_server.url("/hang"))
-    assert time.monotonic() - start < DEADLINE + SLACK
-    assert "deadline" == caught.value.kind
-    assert isinstance(caught.value.__cause__, requests.ReadTimeout)
-    assert f"GET {http_server.url('/hang')}" in str(caught.value)
+    error = cut_at_the_deadline(lambda: get_under_deadline(how, session, http_server.url("/hang")))
+    assert "deadline" == error.kind
+    assert isinstance(error.__cause__, requests.ReadTimeout)
+    assert f"GET {http_server.url('/hang')}" in str(error)
 
 
 @pytest.mark.parametrize("how", ["scope", "cooperative", "async"])
@@ -444,11 +456,10 @@ def test_trickling_body_cut_at_the_deadline(
 ) -> None:
     """A body sent one byte per 0.2 s (each read well within the read timeout) is cut at the deadline."""
     session = make_session()
-    start = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as caught:
-        get_under_deadline(how, session, http_server.url("/trickle?interval=0.2&bytes=50"))
-    assert time.monotonic() - start < DEADLINE + SLACK
-    assert "deadline" == caught.value.kind
+    error = cut_at_the_deadline(
+        lambda: get_under_deadline(how, session, http_server.url("/trickle?interval=0.2&bytes=50"))
+    )
+    assert "deadline" == error.kind
 
 
 def test_trickle_cut_closes_the_socket(http_server: DemoServer, make_session: Callable[..., Session]) -> None:
@@ -497,11 +508,8 @@ def test_trickling_headers_cut_at_the_deadline(
     """Headers sent one line per 0.05 s (each read well within the read timeout) are cut at the deadline."""
     server = raw_server(trickle_headers)
     session = make_session()
-    start = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as caught:
-        get_under_deadline(how, session, server.url())
-    assert time.monotonic() - start < DEADLINE + SLACK
-    assert "deadline" == caught.value.kind
+    error = cut_at_the_deadline(lambda: get_under_deadline(how, session, server.url()))
+    assert "deadline" == error.kind
 
 
 def test_undecodable_gzip_trickle_cut_at_the_deadline(
@@ -510,10 +518,7 @@ def test_undecodable_gzip_trickle_cut_at_the_deadline(
     """A trickled gzip body that never decodes to a byte is cut at the deadline all the same."""
     server = raw_server(trickle_gzip_header)
     session = make_session()
-    start = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded):
-        get_under_deadline("scope", session, server.url())
-    assert time.monotonic() - start < DEADLINE + SLACK
+    cut_at_the_deadline(lambda: get_under_deadline("scope", session, server.url()))
 
 
 @pytest.mark.parametrize("kind", ["bytes", "generator", "file"])
@@ -524,11 +529,8 @@ def test_upload_to_slow_reader_cut_at_the_deadline(
     server = raw_server(read_slowly)
     session = make_session()
     body = upload_body(kind)
-    start = time.monotonic()
-    with rs.deadline.scope(DEADLINE), pytest.raises(rs.DeadlineExceeded) as caught:
-        session.post(server.url("/upload"), data=body)
-    assert time.monotonic() - start < DEADLINE + SLACK
-    assert "deadline" == caught.value.kind
+    error = cut_at_the_deadline(lambda: post_under_deadline(session, server.url("/upload"), data=body))
+    assert "deadline" == error.kind
 
 
 def test_streamed_body_read_inside_the_deadline_cut_at_it(
@@ -644,10 +646,7 @@ def test_https_slow_server_cut_at_the_deadline(
     server = raw_server(script, tls)
     session = make_session()
     body = upload_body("generator") if upload else None
-    start = time.monotonic()
-    with rs.deadline.scope(DEADLINE), pytest.raises(rs.DeadlineExceeded):
-        session.post(server.url(), data=body, verify=str(tls_files[0]))
-    assert time.monotonic() - start < DEADLINE + SLACK
+    cut_at_the_deadline(lambda: post_under_deadline(session, server.url(), data=body, verify=str(tls_files[0])))
 
 
 # --- Idempotency-Key ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import datetime
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import freezegun
 import freezegun.config
@@ -25,6 +25,16 @@ pytestmark = pytest.mark.integration
 
 # Far above the 0.05-0.1 s timeouts used here, far below the 2-5 s the bodies would take.
 QUICK = 1.5
+
+
+def times_out_quickly(fn: Callable[[], object]) -> rs.DeadlineExceeded:
+    """Call ``fn``, expecting DeadlineExceeded in under QUICK seconds (long before its body would end); return it."""
+    started = time.monotonic()
+    with pytest.raises(rs.DeadlineExceeded) as info:
+        fn()
+    took = time.monotonic() - started
+    assert took < QUICK
+    return info.value
 
 
 def _unexpected_alarm(signum: int, frame: object) -> None:
@@ -55,13 +65,7 @@ def test_signal_mode_interrupts_a_blocking_sleep(own_sigalrm_handler):
     """SIGALRM in the main thread interrupts time.sleep(5) at about 0.1 s with DeadlineExceeded."""
     fn = rs.timeout(0.1, mode="signal")(lambda: time.sleep(5))
 
-    started = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as info:
-        fn()
-    took = time.monotonic() - started
-
-    assert took < QUICK
-    assert 0.1 == info.value.limit
+    assert 0.1 == times_out_quickly(fn).limit
 
 
 def test_signal_mode_restores_the_previous_handler(own_sigalrm_handler):
@@ -98,14 +102,9 @@ def test_thread_mode_gives_up_on_a_blocking_sleep():
     """rs.timeout(0.1) around time.sleep(2) raises DeadlineExceeded long before the sleep ends."""
     fn = rs.timeout(0.1)(lambda: time.sleep(2))
 
-    started = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as info:
-        fn()
-    took = time.monotonic() - started
-
-    assert took < QUICK
-    assert 0.1 == info.value.limit
-    assert info.value.elapsed >= 0.1
+    error = times_out_quickly(fn)
+    assert 0.1 == error.limit
+    assert error.elapsed >= 0.1
 
 
 def test_asyncio_timeout_cancels_a_long_sleep():
@@ -115,13 +114,7 @@ def test_asyncio_timeout_cancels_a_long_sleep():
     async def body() -> None:
         await asyncio.sleep(5)
 
-    started = time.monotonic()
-    with pytest.raises(rs.DeadlineExceeded) as info:
-        asyncio.run(body())
-    took = time.monotonic() - started
-
-    assert took < QUICK
-    assert 0.05 == info.value.limit
+    assert 0.05 == times_out_quickly(lambda: asyncio.run(body())).limit
 
 
 # -- freezegun -------------------------------------------------------------------------------
