@@ -213,9 +213,12 @@ class Retry(Layer):
             return Verdict(True, True, False, False, "rate_limited", exc.retry_after)  # likewise: a token's ETA
         return verdict
 
-    def _first(self, result: Any, exc: BaseException | None) -> Verdict | None:
+    def _retry_run(self, fn: Callable[..., Any], start: float, result: Any, exc: BaseException | None) -> _Run | None:
+        """The state of a retry loop when the first attempt's outcome is worth retrying, else None."""
         verdict = self.verdict(Outcome(result, exc))
-        return verdict if verdict is not None and verdict.retryable else None
+        if verdict is None or not verdict.retryable:
+            return None
+        return _Run(self, call_name(fn), verdict, start)
 
     def _start(
         self,
@@ -247,16 +250,15 @@ class Retry(Layer):
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            verdict = self._first(None, exc)
-            if verdict is None:
+            if (run := self._retry_run(fn, start, None, exc)) is None:
                 raise
             failure: BaseException | None = exc
             value: Any = None
         else:
-            if not self.checks_results or (verdict := self._first(result, None)) is None:
+            if not self.checks_results or (run := self._retry_run(fn, start, result, None)) is None:
                 return result
             failure, value = None, result
-        return self._retry_sync(fn, args, kwargs, _Run(self, call_name(fn), verdict, start), value, failure)
+        return self._retry_sync(fn, args, kwargs, run, value, failure)
 
     def _retry_sync(
         self, fn: Callable[..., R], args: Args, kwargs: Kwargs, run: _Run, result: Any, exc: BaseException | None
@@ -284,16 +286,15 @@ class Retry(Layer):
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
-            verdict = self._first(None, exc)
-            if verdict is None:
+            if (run := self._retry_run(fn, start, None, exc)) is None:
                 raise
             failure: BaseException | None = exc
             value: Any = None
         else:
-            if not self.checks_results or (verdict := self._first(result, None)) is None:
+            if not self.checks_results or (run := self._retry_run(fn, start, result, None)) is None:
                 return result
             failure, value = None, result
-        return await self._retry_async(fn, args, kwargs, _Run(self, call_name(fn), verdict, start), value, failure)
+        return await self._retry_async(fn, args, kwargs, run, value, failure)
 
     async def _retry_async(
         self,
